@@ -1,0 +1,167 @@
+"""The ``evalkit`` command line. Every user mistake ends in one line on stderr and exit status 2."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+from typing import Callable, Sequence
+
+from evalkit.errors import EvalkitError
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse, but a usage mistake is one line (and exit status 2), not a usage block."""
+
+    def error(self, message: str) -> None:  # type: ignore[override]
+        self.exit(2, f"{self.prog}: error: {message} (see '{self.prog} --help')\n")
+
+
+def _add_root(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--root", default="results", metavar="DIR",
+                   help="results root; the study's files go to DIR/<study name>/ (default: results)")
+
+
+def _study_dir(args: argparse.Namespace):
+    from evalkit import spec
+    study = spec.load_study(args.study)
+    return study, spec.results_dir(study, args.root)
+
+
+# ------------------------------------------------------------------ commands
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    from evalkit import runner, spec
+    study = spec.load_study(args.study)
+    if args.workers < 1:
+        raise EvalkitError(f"--workers: expected an integer >= 1, found {args.workers}")
+    if args.retries < 0:
+        raise EvalkitError(f"--retries: expected an integer >= 0, found {args.retries}")
+    if args.timeout is not None and args.timeout <= 0:
+        raise EvalkitError(f"--timeout: expected seconds > 0, found {args.timeout}")
+    if args.dry_run:
+        return _dry_run(study, args)
+    options = runner.Options(backend="serial" if args.serial else "ray", workers=args.workers,
+                             address=args.address, retries=args.retries, timeout_s=args.timeout,
+                             rerun_stale=args.rerun_stale, progress=not args.no_progress,
+                             dashboard=args.dashboard)
+    summary = runner.run_study(study, args.root, options)
+    study_dir = spec.results_dir(study, args.root)
+    print(f"{study.name}: {summary.completed} runs completed, {summary.skipped} already stored, "
+          f"{len(summary.failed)} failed -> {study_dir}")
+    if summary.orphans:
+        print(f"warning: {summary.orphans} stored runs match no run of the current study file "
+              f"(kept; see 'evalkit status')", file=sys.stderr)
+    if summary.failed:
+        print(f"error: {len(summary.failed)} runs failed after {args.retries} retries; records in "
+              f"{study_dir / 'failures'}; rerun the same command to retry them", file=sys.stderr)
+        return 1
+    return 0
+
+
+def _dry_run(study, args: argparse.Namespace) -> int:
+    from evalkit import spec
+    runs = spec.expand(study)
+    for r in runs:
+        print(r.describe())
+    print(f"{len(runs)} runs" + (f" (tuning stage; then {study.runs} fresh-seed evaluation runs per "
+                                 f"algorithm x env of the selected setting)" if study.tuning else ""))
+    print("code this study executes:")
+    for alg in study.algorithms:
+        if alg.command is not None:
+            print(f"  {alg.name}: command {alg.command!r}")
+        else:
+            from evalkit import registry
+            info = registry.resolve_agent(alg.agent)
+            print(f"  {alg.name}: agent {alg.agent!r} ({info.kind}: {info.module}.{getattr(info.train, '__name__', 'train')})")
+    for env in study.envs:
+        if env.entry or ":" in env.id:
+            print(f"  env {env.name}: {env.entry or env.id}")
+    return 0
+
+
+def cmd_status(args: argparse.Namespace) -> int:
+    from evalkit import status
+    study, study_dir = _study_dir(args)
+    table = status.study_status(study, study_dir)
+    print(status.render(table))
+    return 0
+
+
+def cmd_report(args: argparse.Namespace) -> int:
+    from evalkit import report
+    study, study_dir = _study_dir(args)
+    text = report.text_report(study, study_dir, reps=args.reps, seed=args.seed)
+    print(text)
+    return 0
+
+
+def cmd_agents(args: argparse.Namespace) -> int:
+    from evalkit import registry
+    for info in registry.list_agents():
+        print(f"{info.name}  [{info.kind}: {info.module}]  {info.doc}")
+        for h in info.hyperparameters.values():
+            rng = (f"choices {list(h.choices)}" if h.choices else
+                   f"range [{h.low}, {h.high}]" if h.low is not None or h.high is not None else "")
+            scale = " log" if h.log else ""
+            print(f"    {h.name:24s} {h.type.__name__:5s} = {h.default!r:12}  {rng}{scale}  {h.help}")
+        print()
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = _Parser(prog="evalkit", description="Run and judge multi-seed RL experiments.")
+    parser.add_argument("--version", action="version", version=f"evalkit {__import__('evalkit').__version__}")
+    sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
+
+    def command(name: str, fn: Callable, help: str) -> argparse.ArgumentParser:
+        p = sub.add_parser(name, help=help, description=help)
+        p.set_defaults(func=fn)
+        return p
+
+    p = command("run", cmd_run, "run every missing run of a study (resumable; Ctrl-C keeps completed runs)")
+    p.add_argument("study", help="study file (TOML)")
+    _add_root(p)
+    p.add_argument("--workers", type=int, default=2, help="CPUs of the embedded Ray instance (default: 2)")
+    p.add_argument("--address", help="join an existing Ray cluster instead (e.g. 'auto' after 'ray start --head')")
+    p.add_argument("--serial", action="store_true", help="run in this process, one run at a time (debugging)")
+    p.add_argument("--retries", type=int, default=1, help="retries of a failing run (default: 1)")
+    p.add_argument("--timeout", type=float, help="seconds a run may take before it is stopped and failed")
+    p.add_argument("--rerun-stale", action="store_true", help="redo runs whose agent code changed since")
+    p.add_argument("--dry-run", action="store_true", help="print the runs and the code they execute; run nothing")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    p.add_argument("--dashboard", action="store_true", help="start Ray's dashboard (on 127.0.0.1)")
+
+    p = command("status", cmd_status, "done / failed / missing / stale runs per algorithm x env")
+    p.add_argument("study")
+    _add_root(p)
+
+    p = command("report", cmd_report, "score tables with confidence intervals")
+    p.add_argument("study")
+    _add_root(p)
+    p.add_argument("--reps", type=int, default=10_000, help="bootstrap resamples (default: 10000)")
+    p.add_argument("--seed", type=int, default=0, help="bootstrap seed (default: 0)")
+
+    command("agents", cmd_agents, "list agents and their hyperparameters with defaults and ranges")
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    from evalkit.runner import Interrupted
+    try:
+        return int(args.func(args) or 0)
+    except Interrupted as exc:
+        print(str(exc), file=sys.stderr)
+        return 130
+    except EvalkitError as exc:
+        print("evalkit: error: " + " ".join(str(exc).split()), file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,111 @@
+"""Per-run scalars from the episode table (DESIGN.md section 5).
+
+* ``auc``: mean of all episodic returns of the run (Adkins et al. 2024).
+* ``auc_steps``: step-weighted mean return, i.e. the area under the learning curve per step
+  (Patterson et al. 2024): each episode's return weighted by its length.
+* ``final``: mean return of the episodes ending in the last ``fraction`` of the step budget;
+  when none ends there, the last finished episode (``fallback`` is then true for that run).
+
+For evaluation rows (``mode="eval"``), ``final`` is the mean of the last evaluation round.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pandas as pd
+
+from evalkit.errors import EvalkitError
+
+RUN_KEYS = ["run_id", "algorithm", "agent", "env", "phase", "seed_index", "seed", "setting"]
+
+
+def _score_one(returns: np.ndarray, lengths: np.ndarray, steps: np.ndarray, budget: int, metric: str,
+               fraction: float, mode: str) -> tuple[float, bool]:
+    if len(returns) == 0:
+        return math.nan, False
+    if metric == "auc":
+        return float(np.mean(returns)), False
+    if metric == "auc_steps":
+        return float(np.sum(returns * lengths) / max(1, np.sum(lengths))), False
+    if mode == "eval":
+        last = steps == steps.max()
+        return float(np.mean(returns[last])), False
+    tail = steps > budget * (1.0 - fraction)
+    if tail.any():
+        return float(np.mean(returns[tail])), False
+    return float(returns[np.argmax(steps)]), True
+
+
+def run_scores(table: pd.DataFrame, metric: str = "auc", mode: str = "train") -> pd.DataFrame:
+    """One row per run: identity columns, ``hp.*``, ``score``, ``diverged``, ``n_episodes``, ``fallback``.
+
+    ``metric`` is ``auc``, ``auc_steps``, ``final`` or ``final:<fraction>``; ``mode`` picks training
+    or evaluation episodes. A run is ``diverged`` when any of its returns or logged extras (loss...)
+    is NaN or infinite; its score is then NaN. Runs without an episode of that mode score NaN.
+    """
+    name, _, frac = metric.partition(":")
+    if name not in ("auc", "auc_steps", "final") or (frac and name != "final"):
+        raise EvalkitError(f"metric: expected auc, auc_steps, final or final:<fraction>, found {metric!r}")
+    fraction = float(frac) if frac else 0.1
+    if mode not in ("train", "eval"):
+        raise EvalkitError(f"mode: expected 'train' or 'eval', found {mode!r}")
+    hp_cols = [c for c in table.columns if c.startswith("hp.")]
+    extra_cols = [c for c in table.columns if c not in RUN_KEYS + hp_cols + ["budget", "mode", "step", "episode",
+                                                                             "return", "length", "label"]]
+    rows = []
+    for run_id, g in table.groupby("run_id", sort=True):
+        first = g.iloc[0]
+        values = g[extra_cols + ["return"]].to_numpy(dtype=float, na_value=0.0) if len(g) else np.zeros((0, 1))
+        diverged = bool(len(g) and not np.isfinite(values).all())
+        sel = g[g["mode"] == mode]
+        score, fallback = _score_one(sel["return"].to_numpy(float), sel["length"].to_numpy(float),
+                                     sel["step"].to_numpy(float), int(first.get("budget", 0) or 0), name,
+                                     fraction, mode)
+        if diverged:
+            score = math.nan
+        row = {k: first[k] for k in RUN_KEYS if k in g.columns}
+        row.update({c: first[c] for c in hp_cols})
+        row.update(score=score, diverged=diverged, n_episodes=len(sel), fallback=fallback)
+        rows.append(row)
+    out = pd.DataFrame(rows, columns=RUN_KEYS + hp_cols + ["score", "diverged", "n_episodes", "fallback"])
+    out["label"] = labels(out)
+    return out
+
+
+def labels(runs: pd.DataFrame) -> pd.Series:
+    """Display label per run: the algorithm name, plus its setting when it has several."""
+    if runs.empty:
+        return pd.Series([], dtype=object)
+    several = runs.groupby(["algorithm", "phase", "env"])["setting"].transform("nunique") > 1
+    plain = runs["algorithm"].astype(str)
+    return plain.where(~several, plain + "[" + runs["setting"].astype(str) + "]")
+
+
+def score_matrices(runs: pd.DataFrame, by: str = "label", drop_diverged: bool = False
+                   ) -> tuple[dict[str, np.ndarray], list[str]]:
+    """rliable-shaped ``{algorithm: (runs, tasks)}`` score matrices and the task (env) order.
+
+    Rows of a matrix are seed indices (common random numbers: row i is seed i in every env).
+    Raises when an algorithm lacks an env or envs have unequal run counts.
+    """
+    if runs.empty:
+        raise EvalkitError("no completed runs to score")
+    envs = sorted(runs["env"].unique())
+    out = {}
+    for name, g in runs.groupby(by, sort=True):
+        if drop_diverged:
+            g = g[~g["diverged"]]
+        pivot = g.pivot_table(index="seed_index", columns="env", values="score", aggfunc="first", dropna=False)
+        missing = [e for e in envs if e not in pivot.columns]
+        if missing:
+            raise EvalkitError(f"{name}: no completed runs in env(s) {', '.join(missing)}")
+        pivot = pivot[envs]
+        if pivot.isna().any().any() and not drop_diverged:
+            counts = g.groupby("env").size()
+            if counts.nunique() > 1:
+                raise EvalkitError(f"{name}: unequal numbers of runs per env ({dict(counts)}); "
+                                   f"finish the study or compare per env")
+        out[str(name)] = pivot.to_numpy(dtype=float)
+    return out, envs

@@ -1,0 +1,276 @@
+"""Executes a study's runs through Ray (or serially, in-process), resumably.
+
+A run is done when its Parquet file exists and reads back; everything else is (re)run. Each run
+is one Ray task returning its episodes to the driver, which writes every file. A run that fails
+is recorded in ``failures/<run_id>.json`` and retried up to ``retries`` times; the others go on.
+Ctrl-C cancels what is in flight and keeps every completed run.
+"""
+
+from __future__ import annotations
+
+import collections
+import fcntl
+import json
+import os
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable, Iterable
+
+from tqdm import tqdm
+
+from evalkit import spec, store, worker
+from evalkit.errors import EvalkitError
+from evalkit.spec import Run, Study
+
+
+class Interrupted(EvalkitError):
+    """Ctrl-C: completed runs are kept; rerunning the same command resumes."""
+
+
+@dataclass(frozen=True)
+class Options:
+    backend: str = "ray"  # "ray" | "serial"
+    workers: int = 2
+    address: str | None = None
+    retries: int = 1
+    timeout_s: float | None = None
+    rerun_stale: bool = False
+    progress: bool = True
+    dashboard: bool = False
+
+
+@dataclass
+class Summary:
+    planned: int = 0
+    skipped: int = 0
+    completed: int = 0
+    failed: list[str] = field(default_factory=list)
+    orphans: int = 0
+    selection: dict | None = None
+
+    @property
+    def ok(self) -> bool:
+        return not self.failed
+
+
+class StudyLock:
+    """An exclusive lock on a study's results folder, so two runners never run the same study.
+
+    The second runner says who holds the lock and waits for it; once it gets the lock it
+    rescans the store, so nothing the first one finished is run again.
+    """
+
+    def __init__(self, study_dir: Path, announce: Callable[[str], None]) -> None:
+        self.path = Path(study_dir) / ".lock"
+        self.announce = announce
+        self.fh = None
+
+    def __enter__(self) -> "StudyLock":
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self.fh = open(self.path, "a+")
+        try:
+            fcntl.flock(self.fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            self.fh.seek(0)
+            holder = self.fh.read().strip() or "another process"
+            self.announce(f"another evalkit run ({holder}) is running this study; waiting for it to finish "
+                          f"(Ctrl-C to stop waiting)")
+            fcntl.flock(self.fh, fcntl.LOCK_EX)
+        self.fh.seek(0)
+        self.fh.truncate()
+        self.fh.write(f"pid {os.getpid()}")
+        self.fh.flush()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self.fh is not None:
+            self.fh.truncate(0)
+            fcntl.flock(self.fh, fcntl.LOCK_UN)
+            self.fh.close()
+
+
+def _eprint(msg: str) -> None:
+    print(msg, file=sys.stderr, flush=True)
+
+
+def run_metadata(run: Run, outcome: worker.Outcome) -> dict:
+    """Everything stored in a run file's footer."""
+    return {
+        "run_id": run.run_id, "study": run.study, "algorithm": run.algorithm, "agent": run.agent,
+        "env": run.env, "env_id": run.env_id, "env_kwargs": dict(run.env_kwargs), "phase": run.phase,
+        "seed_index": run.seed_index, "seed": run.seed, "eval_seed": run.eval_seed, "setting": run.setting,
+        "setting_values": dict(run.setting_values), "config": dict(run.config), "steps": run.steps,
+        "command": run.command, "wall_s": round(outcome.wall_s, 3),
+        "status": "diverged" if worker.diverged(outcome.rows) else "complete",
+        "agent_hash": outcome.agent_hash or current_agent_hash(run), "git_commit": store.git_commit(),
+        "versions": store.versions(),
+    }
+
+
+def current_agent_hash(run: Run) -> str:
+    """Hash of the code that would run ``run`` today (agent source, or the command template)."""
+    if run.command is not None:
+        from evalkit.seeding import short_hash
+        return short_hash(run.command)
+    from evalkit import registry
+    try:
+        return registry.resolve_agent(run.agent).source_hash
+    except EvalkitError:
+        return ""
+
+
+def stale_runs(runs: Iterable[Run], stored: dict[str, store.StoredRun]) -> list[Run]:
+    """Runs whose stored file was produced by agent code that has changed since."""
+    hashes: dict[str, str] = {}
+    out = []
+    for run in runs:
+        sr = stored.get(run.run_id)
+        if sr is None:
+            continue
+        key = run.agent + (run.command or "")
+        if key not in hashes:
+            hashes[key] = current_agent_hash(run)
+        if sr.meta.get("agent_hash") != hashes[key]:
+            out.append(run)
+    return out
+
+
+class _Execution:
+    """One pass over a list of runs with one backend; records results as they arrive."""
+
+    def __init__(self, study_dir: Path, options: Options, summary: Summary) -> None:
+        self.dir, self.opt, self.summary = study_dir, options, summary
+        self.attempts: dict[str, int] = collections.Counter()
+
+    def record(self, outcome: worker.Outcome, bar: tqdm, queue: collections.deque) -> None:
+        run = outcome.run
+        self.attempts[run.run_id] += 1
+        if outcome.ok:
+            store.write_run(self.dir, run_metadata(run, outcome), outcome.rows)
+            self.summary.completed += 1
+            bar.update(1)
+            return
+        attempts = self.attempts[run.run_id]
+        final = attempts > self.opt.retries
+        store.write_failure(self.dir, run.run_id, {
+            "run_id": run.run_id, "algorithm": run.algorithm, "env": run.env, "phase": run.phase,
+            "seed_index": run.seed_index, "seed": run.seed, "config": dict(run.config),
+            "attempts": attempts, "final": final, "cause": outcome.cause, "error": outcome.error,
+            "output": outcome.output[-20_000:], "time": time.time()})
+        if final:
+            self.summary.failed.append(run.run_id)
+            bar.update(1)
+            bar.set_postfix(failed=len(self.summary.failed))
+        else:
+            queue.append(run)
+
+    def serial(self, runs: list[Run], bar: tqdm) -> None:
+        queue = collections.deque(runs)
+        while queue:
+            run = queue.popleft()
+            self.record(worker.execute(run, in_process=True), bar, queue)
+
+    def ray(self, runs: list[Run], bar: tqdm) -> None:
+        import ray
+        remote = ray.remote(max_retries=0)(worker.execute)
+        capacity = max(1, int(ray.cluster_resources().get("CPU", self.opt.workers)))
+        queue = collections.deque(runs)
+        pending: dict = {}
+        try:
+            while queue or pending:
+                while queue and len(pending) < capacity:
+                    run = queue.popleft()
+                    res = run.resources
+                    opts = {"num_cpus": res.cpus, "num_gpus": res.gpus}
+                    if res.memory_mb:  # a fresh process per run, so RLIMIT_AS never outlives it
+                        opts.update(memory=res.memory_mb * 1024 * 1024, max_calls=1)
+                    pending[remote.options(**opts).remote(run)] = (run, time.monotonic())
+                ready, _ = ray.wait(list(pending), num_returns=1, timeout=0.5)
+                for ref in ready:
+                    run, _t0 = pending.pop(ref)
+                    try:
+                        outcome = ray.get(ref)
+                    except Exception as exc:  # worker died (segfault, OOM kill) or Ray error
+                        outcome = worker.Outcome(run, False, error=f"{type(exc).__name__}: {exc}",
+                                                 cause="worker died")
+                    self.record(outcome, bar, queue)
+                timeout = self.opt.timeout_s
+                now = time.monotonic()
+                for ref, (run, t0) in list(pending.items()):
+                    limit = run.resources.timeout_s or timeout
+                    if limit and now - t0 > limit:
+                        ray.cancel(ref, force=True)
+                        pending.pop(ref)
+                        self.record(worker.Outcome(run, False, wall_s=now - t0, cause="timeout",
+                                                   error=f"run exceeded its timeout of {limit:g} s"), bar, queue)
+        except KeyboardInterrupt:
+            for ref in pending:
+                ray.cancel(ref, force=True)
+            raise
+
+
+def init_ray(options: Options) -> None:
+    """Start the embedded Ray (127.0.0.1 only, no dashboard) or join ``options.address``."""
+    import ray
+    if ray.is_initialized():
+        return
+    # Workers import user agents from the study's working directory, as the driver does.
+    paths = [os.getcwd(), *[p for p in os.environ.get("PYTHONPATH", "").split(os.pathsep) if p]]
+    os.environ["PYTHONPATH"] = os.pathsep.join(dict.fromkeys(paths))
+    os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
+    if options.address:
+        ray.init(address=options.address, log_to_driver=False, logging_level="ERROR")
+    else:
+        ray.init(num_cpus=options.workers, include_dashboard=options.dashboard, dashboard_host="127.0.0.1",
+                 _node_ip_address="127.0.0.1", log_to_driver=False, logging_level="ERROR")
+
+
+def execute_runs(runs: list[Run], study_dir: Path, options: Options, summary: Summary, desc: str) -> None:
+    """Run every run not yet stored (or stale, with ``rerun_stale``)."""
+    stored = store.scan(study_dir)
+    todo = [r for r in runs if r.run_id not in stored]
+    if options.rerun_stale:
+        todo += stale_runs(runs, stored)
+    summary.planned += len(runs)
+    summary.skipped += len(runs) - len(todo)
+    if not todo:
+        return
+    ex = _Execution(study_dir, options, summary)
+    with tqdm(total=len(todo), desc=desc, unit="run", disable=not options.progress, file=sys.stderr,
+              dynamic_ncols=True) as bar:
+        if options.backend == "serial":
+            ex.serial(todo, bar)
+        else:
+            init_ray(options)
+            ex.ray(todo, bar)
+
+
+def run_study(study: Study, root: str | Path = "results", options: Options = Options()) -> Summary:
+    """Run a whole study (both stages of a tuned one). Returns what was done and what failed."""
+    from evalkit import selection
+    study_dir = spec.results_dir(study, root)
+    summary = Summary()
+    with StudyLock(study_dir, _eprint):
+        try:
+            first = spec.expand(study)
+            label = "tuning" if study.tuning else study.name
+            execute_runs(first, study_dir, options, summary, label)
+            expected = {r.run_id for r in first}
+            if study.tuning:
+                if summary.failed:
+                    _eprint("tuning runs failed: the selection and the evaluation runs wait until they succeed")
+                    return summary
+                chosen = selection.select(study, study_dir)
+                summary.selection = chosen.as_dict()
+                (study_dir / "selection.json").write_text(json.dumps(chosen.as_dict(), indent=2, default=str))
+                second = spec.evaluation_runs(study, chosen.values)
+                execute_runs(second, study_dir, options, summary, "evaluation")
+                expected |= {r.run_id for r in second}
+        except KeyboardInterrupt:
+            stored = len(store.scan(study_dir, repair=False))
+            raise Interrupted(f"interrupted: {stored} completed runs are stored in {study_dir}; "
+                              f"run the same command again to resume") from None
+        summary.orphans = len(set(store.scan(study_dir, repair=False)) - expected)
+    return summary

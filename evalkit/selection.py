@@ -1,0 +1,86 @@
+"""Stage two of a tuned study: pick the setting each algorithm is reported with.
+
+``select = "per_env"``: per (algorithm, env), the setting with the highest mean tuning-run score.
+``select = "cross_env"``: one setting per algorithm for all envs, by the CHS score of
+Patterson et al. (2024), computed on the tuning runs (see :mod:`evalkit.chs`).
+Selection uses tuning seeds only; the evaluation runs that follow use fresh seeds.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from evalkit import metrics, store
+from evalkit.errors import EvalkitError
+from evalkit.spec import Study
+
+
+@dataclass(frozen=True)
+class Selection:
+    """``values[(algorithm, env)]`` = the chosen ``{hyperparameter: value}`` setting."""
+
+    method: str
+    values: dict[tuple[str, str], dict[str, Any]]
+    scores: dict[tuple[str, str], float]
+
+    def as_dict(self) -> dict:
+        return {"method": self.method,
+                "selected": [{"algorithm": a, "env": e, "setting": v, "tuning_score": self.scores.get((a, e))}
+                             for (a, e), v in sorted(self.values.items())]}
+
+
+def tuning_scores(study: Study, study_dir: Path) -> pd.DataFrame:
+    """Per-run scores of the stored tuning runs of ``study`` (its metric, training episodes)."""
+    table = store.load(study_dir)
+    table = table[table["phase"] == "tune"]
+    if table.empty:
+        raise EvalkitError(f"{study_dir}: no tuning runs are stored yet")
+    return metrics.run_scores(table, study.metric)
+
+
+def _setting_values(runs: pd.DataFrame, study: Study, algorithm: str, setting: str) -> dict[str, Any]:
+    row = runs[(runs["algorithm"] == algorithm) & (runs["setting"] == setting)].iloc[0]
+    swept = [a.name for a in study.algorithm(algorithm).sweep]
+    return {name: _plain(row[f"hp.{name}"]) for name in swept}
+
+
+def _plain(v: Any) -> Any:
+    return v.item() if hasattr(v, "item") else v
+
+
+def select(study: Study, study_dir: Path) -> Selection:
+    """Choose the reported setting of every (algorithm, env) from the stored tuning runs."""
+    runs = tuning_scores(study, study_dir)
+    values, scores = {}, {}
+    if study.tuning.select == "per_env":
+        means = runs.groupby(["algorithm", "env", "setting"])["score"].mean().reset_index()
+        means = means[means["score"].notna()]
+        for alg in study.algorithms:
+            for env in study.envs:
+                cell = means[(means["algorithm"] == alg.name) & (means["env"] == env.name)]
+                if cell.empty:
+                    raise EvalkitError(f"{alg.name} on {env.name}: every tuning setting diverged or is missing")
+                best = cell.loc[cell["score"].idxmax()]
+                values[(alg.name, env.name)] = _setting_values(runs, study, alg.name, best["setting"])
+                scores[(alg.name, env.name)] = float(best["score"])
+        return Selection("per_env: highest mean tuning score", values, scores)
+    from evalkit import chs
+    chosen = chs.select_chs(runs)
+    for alg in study.algorithms:
+        setting = chosen[alg.name]
+        setting = setting if isinstance(setting, str) else setting["setting"]
+        chs_score = chs.chs_scores(runs, alg.name).set_index("setting")["score"].get(setting)
+        for env in study.envs:
+            values[(alg.name, env.name)] = _setting_values(runs, study, alg.name, setting)
+            scores[(alg.name, env.name)] = float(chs_score) if chs_score is not None else float("nan")
+    return Selection("cross_env: highest CHS score (Patterson et al. 2024)", values, scores)
+
+
+def load_selection(study_dir: Path) -> dict | None:
+    path = Path(study_dir) / "selection.json"
+    return json.loads(path.read_text()) if path.exists() else None

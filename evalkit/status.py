@@ -1,0 +1,83 @@
+"""Where a study stands: done / failed / missing / stale / quarantined runs per algorithm x env."""
+
+from __future__ import annotations
+
+import fcntl
+from pathlib import Path
+
+import pandas as pd
+
+from evalkit import runner, spec, store
+from evalkit.spec import Study
+
+COLUMNS = ["algorithm", "env", "phase", "planned", "done", "failed", "missing", "stale", "diverged"]
+
+
+def study_status(study: Study, study_dir: Path) -> pd.DataFrame:
+    """One row per (algorithm, env, phase) of the runs the study file currently asks for."""
+    stored = store.scan(study_dir, repair=False)
+    failures = store.read_failures(study_dir)
+    runs = spec.expand(study)
+    if study.tuning:
+        from evalkit import selection
+        chosen = selection.load_selection(study_dir)
+        if chosen is not None:
+            values = {(s["algorithm"], s["env"]): s["setting"] for s in chosen["selected"]}
+            try:
+                runs += spec.evaluation_runs(study, values)
+            except KeyError:
+                pass  # the study changed since the selection was made
+    stale = {r.run_id for r in runner.stale_runs(runs, stored)}
+    rows = {}
+    for r in runs:
+        key = (r.algorithm, r.env, r.phase)
+        row = rows.setdefault(key, dict.fromkeys(COLUMNS[3:], 0))
+        row["planned"] += 1
+        if r.run_id in stored:
+            row["done"] += 1
+            row["stale"] += r.run_id in stale
+            row["diverged"] += stored[r.run_id].meta.get("status") == "diverged"
+        elif r.run_id in failures:
+            row["failed"] += 1
+        else:
+            row["missing"] += 1
+    table = pd.DataFrame([{"algorithm": a, "env": e, "phase": p, **v} for (a, e, p), v in rows.items()],
+                         columns=COLUMNS)
+    expected = {r.run_id for r in runs}
+    table.attrs["orphans"] = len(set(stored) - expected)
+    table.attrs["quarantined"] = len(list((Path(study_dir) / "quarantine").glob("*.parquet")))
+    table.attrs["running"] = _lock_holder(study_dir)
+    table.attrs["pending_selection"] = bool(study.tuning) and not any(r.phase == "eval" for r in runs)
+    return table
+
+
+def _lock_holder(study_dir: Path) -> str | None:
+    path = Path(study_dir) / ".lock"
+    if not path.exists():
+        return None
+    with open(path, "a+") as fh:
+        try:
+            fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            fh.seek(0)
+            return fh.read().strip() or "another process"
+        fcntl.flock(fh, fcntl.LOCK_UN)
+    return None
+
+
+def render(table: pd.DataFrame) -> str:
+    lines = [table.to_string(index=False)]
+    a = table.attrs
+    if a.get("running"):
+        lines.append(f"running: a runner ({a['running']}) holds this study now")
+    if a.get("pending_selection"):
+        lines.append("evaluation runs: planned after the tuning stage completes (selection pending)")
+    if a.get("quarantined"):
+        lines.append(f"quarantined: {a['quarantined']} unreadable run files moved to quarantine/ (their runs are redone)")
+    if a.get("orphans"):
+        lines.append(f"orphans: {a['orphans']} stored runs match no run of the current study file (kept, not used)")
+    stale = int(table["stale"].sum()) if len(table) else 0
+    if stale:
+        lines.append(f"stale: {stale} runs were produced by agent code that changed since; "
+                     f"'evalkit run --rerun-stale' redoes them")
+    return "\n".join(lines)

@@ -1,0 +1,89 @@
+"""What executes one run, inside a Ray worker or in-process: agent in, episode rows out.
+
+The worker never writes files: it returns the rows to the driver, which stores them, so a
+multi-node Ray cluster needs no shared filesystem.
+"""
+
+from __future__ import annotations
+
+import math
+import resource
+import time
+import traceback
+from dataclasses import dataclass, field
+from typing import Any
+
+from evalkit.spec import Run
+
+
+@dataclass
+class Outcome:
+    """The result of one attempt at a run."""
+
+    run: Run
+    ok: bool
+    rows: list[dict[str, Any]] = field(default_factory=list)
+    wall_s: float = 0.0
+    error: str = ""
+    cause: str = ""  # "exception" | "timeout" | "worker died" | "memory"
+    output: str = ""  # captured stdout/stderr of command runs
+    agent_hash: str = ""
+
+
+def register_env(run: Run) -> None:
+    """Make the run's env id known to gymnasium in this process (custom entry points)."""
+    import gymnasium as gym
+    import evalkit.envs  # noqa: F401  (CliffWorld, PuddleWorld)
+    if run.entry and run.env_id not in gym.registry:
+        gym.register(id=run.env_id, entry_point=run.entry)
+
+
+def limit_memory(memory_mb: int | None) -> None:
+    """Cap this process's address space (RLIMIT_AS) so an over-allocating run fails alone."""
+    if memory_mb:
+        limit = int(memory_mb) * 1024 * 1024
+        resource.setrlimit(resource.RLIMIT_AS, (limit, resource.getrlimit(resource.RLIMIT_AS)[1]))
+
+
+def execute(run: Run, in_process: bool = False) -> Outcome:
+    """Run one agent for ``run.steps`` env steps with one torch thread; never raises.
+
+    ``in_process`` (the serial backend) skips the memory limit, which would bind the driver too.
+    """
+    t0 = time.perf_counter()
+    try:
+        import torch
+        torch.set_num_threads(1)
+        register_env(run)
+        if not in_process:
+            limit_memory(run.resources.memory_mb)
+        if run.command is not None:
+            from evalkit.command import run_command
+            rows, output = run_command(run)
+            return Outcome(run, True, rows, time.perf_counter() - t0, output=output)
+        from agents.common import Evaluation, ListLog
+        from evalkit import registry
+        info = registry.resolve_agent(run.agent)
+        config = info.config_cls(**run.config) if info.config_cls is not None else dict(run.config)
+        evaluation = (Evaluation(run.evaluation.every, run.evaluation.episodes, run.eval_seed % 2**32)
+                      if run.evaluation else None)
+        log = ListLog()
+        info.train(run.env_id, config, run.seed, run.steps, log, env_kwargs=dict(run.env_kwargs),
+                   evaluation=evaluation)
+        return Outcome(run, True, log.rows, time.perf_counter() - t0, agent_hash=info.source_hash)
+    except MemoryError:
+        return Outcome(run, False, wall_s=time.perf_counter() - t0, error=traceback.format_exc(), cause="memory")
+    except BaseException as exc:  # a failing agent must not take the runner down
+        cause = getattr(exc, "evalkit_cause", "exception")
+        output = getattr(exc, "evalkit_output", "")
+        return Outcome(run, False, wall_s=time.perf_counter() - t0, error=traceback.format_exc(),
+                       cause=cause, output=output)
+
+
+def diverged(rows: list[dict[str, Any]]) -> bool:
+    """True when any logged return or extra (e.g. loss) is NaN or infinite."""
+    for r in rows:
+        for k, v in r.items():
+            if k not in ("mode", "step", "episode", "length") and isinstance(v, float) and not math.isfinite(v):
+                return True
+    return False
