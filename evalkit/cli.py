@@ -23,7 +23,10 @@ def _add_root(p: argparse.ArgumentParser) -> None:
 
 
 def _study_dir(args: argparse.Namespace):
+    """The study and its results folder, from a study file or from a results folder (imports)."""
     from evalkit import spec
+    if Path(args.study).is_dir():
+        return spec.study_from_store(args.study), Path(args.study)
     study = spec.load_study(args.study)
     return study, spec.results_dir(study, args.root)
 
@@ -97,6 +100,25 @@ def cmd_report(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_import(args: argparse.Namespace) -> int:
+    from evalkit import importer
+    n = importer.import_file(args.file, args.name, args.root)
+    print(f"imported {n} runs into {Path(args.root) / args.name}; analyse with e.g. "
+          f"'evalkit report {Path(args.root) / args.name}'")
+    return 0
+
+
+def cmd_clean(args: argparse.Namespace) -> int:
+    study, study_dir = _study_dir(args)
+    if not args.failed:
+        raise EvalkitError("clean: expected --failed (the only thing clean removes: failure records)")
+    records = sorted((study_dir / "failures").glob("*.json"))
+    for p in records:
+        p.unlink()
+    print(f"removed {len(records)} failure records from {study_dir / 'failures'}")
+    return 0
+
+
 def cmd_agents(args: argparse.Namespace) -> int:
     from evalkit import registry
     for info in registry.list_agents():
@@ -142,6 +164,16 @@ def build_parser() -> argparse.ArgumentParser:
     _add_root(p)
     p.add_argument("--reps", type=int, default=10_000, help="bootstrap resamples (default: 10000)")
     p.add_argument("--seed", type=int, default=0, help="bootstrap seed (default: 0)")
+
+    p = command("import", cmd_import, "import a CSV/Parquet long table or .npz/JSON score matrices as a study")
+    p.add_argument("file", help="CSV or Parquet (algorithm, env, run, step, return[, hp.*, phase]), or .npz/.json")
+    p.add_argument("--name", required=True, help="study name for the imported data")
+    _add_root(p)
+
+    p = command("clean", cmd_clean, "remove failure records (stored runs are never removed)")
+    p.add_argument("study")
+    _add_root(p)
+    p.add_argument("--failed", action="store_true", help="remove the failure records in failures/")
 
     command("agents", cmd_agents, "list agents and their hyperparameters with defaults and ranges")
     return parser

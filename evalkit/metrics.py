@@ -75,12 +75,24 @@ def run_scores(table: pd.DataFrame, metric: str = "auc", mode: str = "train") ->
 
 
 def labels(runs: pd.DataFrame) -> pd.Series:
-    """Display label per run: the algorithm name, plus its setting when it has several."""
+    """Display label per run: the algorithm name, plus the values of the hyperparameters it sweeps
+    (``dqn[lr=0.001]``) when it has several settings in one env and phase."""
     if runs.empty:
         return pd.Series([], dtype=object)
-    several = runs.groupby(["algorithm", "phase", "env"])["setting"].transform("nunique") > 1
-    plain = runs["algorithm"].astype(str)
-    return plain.where(~several, plain + "[" + runs["setting"].astype(str) + "]")
+    out = runs["algorithm"].astype(str).copy()
+    hp_cols = [c for c in runs.columns if c.startswith("hp.")]
+    for _, g in runs.groupby(["algorithm", "phase", "env"], sort=False):
+        if g["setting"].nunique() <= 1:
+            continue
+        varying = [c for c in hp_cols if g[c].astype(str).nunique() > 1]
+        for i, r in g.iterrows():
+            values = ",".join(f"{c[3:]}={_short(r[c])}" for c in varying) or str(r["setting"])
+            out.at[i] = f"{r['algorithm']}[{values}]"
+    return out
+
+
+def _short(v: object) -> str:
+    return f"{v:.4g}" if isinstance(v, float) else str(v)
 
 
 def score_matrices(runs: pd.DataFrame, by: str = "label", drop_diverged: bool = False

@@ -34,6 +34,8 @@ def score_table(runs: pd.DataFrame, reps: int = 10_000, confidence: float = 0.95
             ci = sps.bootstrap((x,), np.mean, n_resamples=reps, confidence_level=confidence, method="percentile",
                                random_state=rng).confidence_interval
             row.update(mean=x.mean(), low=ci.low, high=ci.high)
+        elif len(x) >= 2:  # every run scored the same: the bootstrap interval is that point
+            row.update(mean=x[0], low=x[0], high=x[0])
         else:
             row.update(mean=x.mean() if len(x) else np.nan, low=np.nan, high=np.nan)
         row["iqm"] = sps.trim_mean(x, 0.25) if len(x) else np.nan

@@ -175,7 +175,8 @@ class _Execution:
     def ray(self, runs: list[Run], bar: tqdm) -> None:
         import ray
         remote = ray.remote(max_retries=0)(worker.execute)
-        capacity = max(1, int(ray.cluster_resources().get("CPU", self.opt.workers)))
+        cluster_cpus = int(ray.cluster_resources().get("CPU", self.opt.workers))
+        capacity = max(1, cluster_cpus if self.opt.address else min(self.opt.workers, cluster_cpus))
         queue = collections.deque(runs)
         pending: dict = {}
         try:
@@ -223,7 +224,8 @@ def init_ray(options: Options) -> None:
     if options.address:
         ray.init(address=options.address, log_to_driver=False, logging_level="ERROR")
     else:
-        ray.init(num_cpus=options.workers, include_dashboard=options.dashboard, dashboard_host="127.0.0.1",
+        ray.init(address="local", num_cpus=options.workers, include_dashboard=options.dashboard,
+                 dashboard_host="127.0.0.1",
                  _node_ip_address="127.0.0.1", log_to_driver=False, logging_level="ERROR")
 
 

@@ -489,7 +489,7 @@ def _sweep(c: _Checker, raw: dict, known: dict, key: str, agent: str) -> tuple[A
             axes.append(Axis(name, "grid", tuple(value)))
         elif isinstance(value, dict):
             if len(value) != 1 or next(iter(value)) not in DISTRIBUTIONS:
-                raise c.fail(k, f"a list or one of {{{', '.join(d + ' = [...]' for d in DISTRIBUTIONS)}}}", show(value))
+                raise c.fail(k, f"a list or a distribution, one of {{{', '.join(d + ' = [...]' for d in DISTRIBUTIONS)}}}", show(value))
             kind, args = next(iter(value.items()))
             if not isinstance(args, list) or not args:
                 raise c.fail(f"{k}.{kind}", "a non-empty list of arguments", show(args))
@@ -618,3 +618,34 @@ def evaluation_runs(study: Study, selection: Mapping[tuple[str, str], Mapping[st
 def results_dir(study: Study, root: str | Path = "results") -> Path:
     """``<root>/<study name>``: every file evalkit writes for this study lives below it."""
     return Path(root) / study.name
+
+
+def study_from_store(study_dir: str | Path) -> Study:
+    """A read-only :class:`Study` describing an imported (or study-file-less) results folder.
+
+    Envs, algorithms and swept hyperparameters are read back from the stored runs; the metric is
+    ``auc`` unless ``study.json`` beside the runs says otherwise.
+    """
+    from evalkit import store
+    study_dir = Path(study_dir)
+    stored = store.scan(study_dir, repair=False)
+    if not stored:
+        raise EvalkitError(f"{study_dir}: expected a study file or a results folder with stored runs, found none")
+    info = {}
+    if (study_dir / "study.json").exists():
+        info = json.loads((study_dir / "study.json").read_text())
+    metas = [s.meta for s in stored.values()]
+    envs = tuple(EnvSpec(e, e, max(int(m.get("steps", 1)) for m in metas if m["env"] == e))
+                 for e in sorted({m["env"] for m in metas}))
+    algs = []
+    for a in sorted({m["algorithm"] for m in metas}):
+        values: dict[str, set] = {}
+        for m in metas:
+            if m["algorithm"] == a:
+                for k, v in (m.get("setting_values") or {}).items():
+                    values.setdefault(k, set()).add(canonical_json(v))
+        sweep = tuple(Axis(k, "grid", tuple(json.loads(v) for v in sorted(vs))) for k, vs in sorted(values.items())
+                      if len(vs) > 1)
+        algs.append(AlgorithmSpec(a, "imported", {}, sweep, None, {}, Resources()))
+    return Study(study_dir, study_dir.name, 0, max(m["seed_index"] for m in metas) + 1, info.get("metric", "auc"),
+                 envs, tuple(algs), None, None, Resources())

@@ -17,6 +17,8 @@ def study_status(study: Study, study_dir: Path) -> pd.DataFrame:
     """One row per (algorithm, env, phase) of the runs the study file currently asks for."""
     stored = store.scan(study_dir, repair=False)
     failures = store.read_failures(study_dir)
+    if all(a.agent == "imported" for a in study.algorithms):
+        return _stored_only(stored)
     runs = spec.expand(study)
     if study.tuning:
         from evalkit import selection
@@ -49,6 +51,19 @@ def study_status(study: Study, study_dir: Path) -> pd.DataFrame:
     table.attrs["running"] = _lock_holder(study_dir)
     table.attrs["pending_selection"] = bool(study.tuning) and not any(r.phase == "eval" for r in runs)
     return table
+
+
+def _stored_only(stored: dict) -> pd.DataFrame:
+    """Status of a results folder without a study file (imported data): what is stored."""
+    rows: dict = {}
+    for sr in stored.values():
+        m = sr.meta
+        row = rows.setdefault((m["algorithm"], m["env"], m["phase"]), dict.fromkeys(COLUMNS[3:], 0))
+        row["planned"] += 1
+        row["done"] += 1
+        row["diverged"] += m.get("status") == "diverged"
+    return pd.DataFrame([{"algorithm": a, "env": e, "phase": p, **v} for (a, e, p), v in sorted(rows.items())],
+                        columns=COLUMNS)
 
 
 def _lock_holder(study_dir: Path) -> str | None:

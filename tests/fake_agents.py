@@ -1,0 +1,35 @@
+"""Agents for tests: cheap, deterministic, and able to fail on demand."""
+
+from __future__ import annotations
+
+import os
+import time
+from dataclasses import dataclass
+
+import numpy as np
+
+from agents.common import hp
+
+
+@dataclass(frozen=True)
+class Config:
+    mean: float = hp(1.0, low=-1e6, high=1e6, help="mean episodic return")
+    fail_seed: int = hp(-1, help="raise when the run's seed equals this")
+    fail_marker: str = hp("", help="raise while this file does not exist")
+    sleep: float = hp(0.0, low=0.0, high=60.0, help="seconds to sleep per episode")
+    episodes: int = hp(20, low=1, high=10_000, help="episodes to log")
+
+
+def train(env_id, config, seed, steps, log, *, env_kwargs=None, evaluation=None):
+    """Logs ``episodes`` synthetic episodes with returns drawn from N(mean, 1) seeded by ``seed``."""
+    if seed == config.fail_seed:
+        raise RuntimeError(f"planned failure on seed {seed}")
+    if config.fail_marker and not os.path.exists(config.fail_marker):
+        open(config.fail_marker, "w").close()
+        raise RuntimeError("planned failure on the first attempt")
+    rng = np.random.default_rng(seed)
+    length = max(1, steps // config.episodes)
+    for i in range(config.episodes):
+        if config.sleep:
+            time.sleep(config.sleep)
+        log.episode((i + 1) * length, float(rng.normal(config.mean, 1.0)), length)
