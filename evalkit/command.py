@@ -2,7 +2,8 @@
 
 The template is split with ``shlex.split`` *before* placeholders are filled, and each argument is
 filled on its own, so a value such as ``1; rm -rf ~`` stays one argument: no shell is involved.
-Placeholders: every hyperparameter plus ``seed``, ``steps``, ``env``, ``log`` and ``run_id``.
+Placeholders: every hyperparameter plus ``seed``, ``steps``, ``env``, ``log``, ``run_id`` and
+``python`` (the interpreter evalkit runs under, so a study works inside any virtualenv).
 
 The program reports episodes by writing JSON lines (``{"step": 1200, "return": 35.0, "length": 35}``,
 extras allowed, ``"mode": "eval"`` for evaluation episodes) or CSV with a header to ``{log}``
@@ -20,11 +21,12 @@ import re
 import shlex
 import string
 import subprocess
+import sys
 import tempfile
 from pathlib import Path
 from typing import Any
 
-RESERVED = ("seed", "steps", "env", "log", "run_id")
+RESERVED = ("seed", "steps", "env", "log", "run_id", "python")
 
 
 class CommandFailed(RuntimeError):
@@ -136,7 +138,7 @@ def run_command(run: Any) -> tuple[list[dict[str, Any]], str]:
     with tempfile.TemporaryDirectory(prefix=f"evalkit-{run.run_id}-") as tmp:
         log = Path(tmp) / "episodes.log"
         values = {**run.config, "seed": run.seed, "steps": run.steps, "env": run.env_id, "log": str(log),
-                  "run_id": run.run_id}
+                  "run_id": run.run_id, "python": sys.executable}
         argv = build_argv(run.command, values)
         timeout = run.resources.timeout_s
         try:

@@ -57,8 +57,7 @@ def run_scores(table: pd.DataFrame, metric: str = "auc", mode: str = "train") ->
     rows = []
     for run_id, g in table.groupby("run_id", sort=True):
         first = g.iloc[0]
-        values = g[extra_cols + ["return"]].to_numpy(dtype=float, na_value=0.0) if len(g) else np.zeros((0, 1))
-        diverged = bool(len(g) and not np.isfinite(values).all())
+        diverged = _diverged(g, extra_cols)
         sel = g[g["mode"] == mode]
         score, fallback = _score_one(sel["return"].to_numpy(float), sel["length"].to_numpy(float),
                                      sel["step"].to_numpy(float), int(first.get("budget", 0) or 0), name,
@@ -72,6 +71,24 @@ def run_scores(table: pd.DataFrame, metric: str = "auc", mode: str = "train") ->
     out = pd.DataFrame(rows, columns=RUN_KEYS + hp_cols + ["score", "diverged", "n_episodes", "fallback"])
     out["label"] = labels(out)
     return out
+
+
+def _diverged(run: pd.DataFrame, extra_cols: list[str]) -> bool:
+    """NaN/inf in any return, inf in any logged extra, or NaN in an extra after it had been finite.
+
+    An extra that is missing (NaN) before its first value (e.g. a loss before learning starts)
+    is not divergence; a loss that turns NaN is.
+    """
+    if not np.isfinite(run["return"].to_numpy(float)).all():
+        return True
+    for c in extra_cols:
+        v = pd.to_numeric(run[c], errors="coerce").to_numpy(float)
+        if np.isinf(v).any():
+            return True
+        finite = np.isfinite(v)
+        if finite.any() and not finite[int(np.argmax(finite)):].all():
+            return True
+    return False
 
 
 def labels(runs: pd.DataFrame) -> pd.Series:

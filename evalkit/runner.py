@@ -9,6 +9,7 @@ Ctrl-C cancels what is in flight and keeps every completed run.
 from __future__ import annotations
 
 import collections
+import dataclasses
 import fcntl
 import json
 import os
@@ -175,6 +176,8 @@ class _Execution:
     def ray(self, runs: list[Run], bar: tqdm) -> None:
         import ray
         remote = ray.remote(max_retries=0)(worker.execute)
+        # runs with a memory cap get a fresh worker process each, so RLIMIT_AS never outlives them
+        remote_fresh = ray.remote(max_retries=0, max_calls=1)(worker.execute)
         cluster_cpus = int(ray.cluster_resources().get("CPU", self.opt.workers))
         capacity = max(1, cluster_cpus if self.opt.address else min(self.opt.workers, cluster_cpus))
         queue = collections.deque(runs)
@@ -185,9 +188,11 @@ class _Execution:
                     run = queue.popleft()
                     res = run.resources
                     opts = {"num_cpus": res.cpus, "num_gpus": res.gpus}
-                    if res.memory_mb:  # a fresh process per run, so RLIMIT_AS never outlives it
-                        opts.update(memory=res.memory_mb * 1024 * 1024, max_calls=1)
-                    pending[remote.options(**opts).remote(run)] = (run, time.monotonic())
+                    fn = remote
+                    if res.memory_mb:
+                        opts["memory"] = res.memory_mb * 1024 * 1024
+                        fn = remote_fresh
+                    pending[fn.options(**opts).remote(run)] = (run, time.monotonic())
                 ready, _ = ray.wait(list(pending), num_returns=1, timeout=0.5)
                 for ref in ready:
                     run, _t0 = pending.pop(ref)
@@ -224,6 +229,11 @@ def init_ray(options: Options) -> None:
     if options.address:
         ray.init(address=options.address, log_to_driver=False, logging_level="ERROR")
     else:
+        # Bind every Ray server to 127.0.0.1: on Linux Ray otherwise picks the machine's routable
+        # address and listens on all interfaces, and its API has no authentication (CVE-2023-48022).
+        os.environ["RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER"] = "0"
+        import ray._private.ray_constants as ray_constants
+        ray_constants.ENABLE_RAY_CLUSTER = False
         ray.init(address="local", num_cpus=options.workers, include_dashboard=options.dashboard,
                  dashboard_host="127.0.0.1",
                  _node_ip_address="127.0.0.1", log_to_driver=False, logging_level="ERROR")
@@ -235,6 +245,9 @@ def execute_runs(runs: list[Run], study_dir: Path, options: Options, summary: Su
     todo = [r for r in runs if r.run_id not in stored]
     if options.rerun_stale:
         todo += stale_runs(runs, stored)
+    if options.timeout_s:  # the CLI's --timeout also bounds command runs from inside the worker
+        todo = [dataclasses.replace(r, resources=dataclasses.replace(
+            r.resources, timeout_s=r.resources.timeout_s or options.timeout_s)) for r in todo]
     summary.planned += len(runs)
     summary.skipped += len(runs) - len(todo)
     if not todo:

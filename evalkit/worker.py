@@ -38,10 +38,20 @@ def register_env(run: Run) -> None:
         gym.register(id=run.env_id, entry_point=run.entry)
 
 
+def _address_space_bytes() -> int:
+    with open("/proc/self/statm") as fh:
+        return int(fh.read().split()[0]) * resource.getpagesize()
+
+
 def limit_memory(memory_mb: int | None) -> None:
-    """Cap this process's address space (RLIMIT_AS) so an over-allocating run fails alone."""
+    """Cap this process's address space (RLIMIT_AS) so an over-allocating run fails alone.
+
+    The cap is the worker's address space when the run starts plus ``memory_mb``: a Ray worker
+    already maps its runtime and shared object store, which the run's own budget must not count.
+    The runner gives such runs a fresh worker process (``max_calls=1``), so the cap dies with it.
+    """
     if memory_mb:
-        limit = int(memory_mb) * 1024 * 1024
+        limit = _address_space_bytes() + int(memory_mb) * 1024 * 1024
         resource.setrlimit(resource.RLIMIT_AS, (limit, resource.getrlimit(resource.RLIMIT_AS)[1]))
 
 

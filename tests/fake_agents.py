@@ -18,12 +18,25 @@ class Config:
     fail_marker: str = hp("", help="raise while this file does not exist")
     sleep: float = hp(0.0, low=0.0, high=60.0, help="seconds to sleep per episode")
     episodes: int = hp(20, low=1, high=10_000, help="episodes to log")
+    crash: str = hp("", choices=("", "segfault", "abort", "memory", "hang", "nan"),
+                    help="how the run with seed == fail_seed dies")
 
 
 def train(env_id, config, seed, steps, log, *, env_kwargs=None, evaluation=None):
     """Logs ``episodes`` synthetic episodes with returns drawn from N(mean, 1) seeded by ``seed``."""
     if seed == config.fail_seed:
-        raise RuntimeError(f"planned failure on seed {seed}")
+        if config.crash == "segfault":
+            import ctypes
+            ctypes.string_at(0)  # a real SIGSEGV
+        elif config.crash == "abort":
+            os.abort()
+        elif config.crash == "memory":
+            blocks = [np.ones(2**27) for _ in range(64)]  # 64 GiB, far over any per-run limit
+            del blocks
+        elif config.crash == "hang":
+            time.sleep(3600)
+        elif config.crash != "nan":
+            raise RuntimeError(f"planned failure on seed {seed}")
     if config.fail_marker and not os.path.exists(config.fail_marker):
         open(config.fail_marker, "w").close()
         raise RuntimeError("planned failure on the first attempt")
@@ -32,4 +45,7 @@ def train(env_id, config, seed, steps, log, *, env_kwargs=None, evaluation=None)
     for i in range(config.episodes):
         if config.sleep:
             time.sleep(config.sleep)
-        log.episode((i + 1) * length, float(rng.normal(config.mean, 1.0)), length)
+        value = float(rng.normal(config.mean, 1.0))
+        if config.crash == "nan" and seed == config.fail_seed and i == config.episodes - 1:
+            value = float("nan")
+        log.episode((i + 1) * length, value, length)
