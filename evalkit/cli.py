@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from pathlib import Path
 from typing import Callable, Sequence
@@ -181,6 +182,9 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    # like `python -m`, import user agents ("mypkg.module:train") from the working directory
+    if os.getcwd() not in sys.path:
+        sys.path.insert(0, os.getcwd())
     from evalkit.runner import Interrupted
     try:
         return int(args.func(args) or 0)

@@ -26,6 +26,10 @@ from evalkit.errors import EvalkitError
 from evalkit.spec import Run, Study
 
 
+class _StageFailed(Exception):
+    """A tuning round had failed runs: later rounds and selection cannot be computed yet."""
+
+
 class Interrupted(EvalkitError):
     """Ctrl-C: completed runs are kept; rerunning the same command resumes."""
 
@@ -46,6 +50,7 @@ class Options:
 class Summary:
     planned: int = 0
     skipped: int = 0
+    seen: set = field(default_factory=set)
     completed: int = 0
     failed: list[str] = field(default_factory=list)
     orphans: int = 0
@@ -248,8 +253,10 @@ def execute_runs(runs: list[Run], study_dir: Path, options: Options, summary: Su
     if options.timeout_s:  # the CLI's --timeout also bounds command runs from inside the worker
         todo = [dataclasses.replace(r, resources=dataclasses.replace(
             r.resources, timeout_s=r.resources.timeout_s or options.timeout_s)) for r in todo]
-    summary.planned += len(runs)
-    summary.skipped += len(runs) - len(todo)
+    new = {r.run_id for r in runs} - summary.seen
+    summary.seen |= new
+    summary.planned += len(new)
+    summary.skipped += len({r.run_id for r in runs if r.run_id in stored} & new)
     if not todo:
         return
     ex = _Execution(study_dir, options, summary)
@@ -264,25 +271,39 @@ def execute_runs(runs: list[Run], study_dir: Path, options: Options, summary: Su
 
 def run_study(study: Study, root: str | Path = "results", options: Options = Options()) -> Summary:
     """Run a whole study (both stages of a tuned one). Returns what was done and what failed."""
-    from evalkit import selection
+    from evalkit import selection, tuning
     study_dir = spec.results_dir(study, root)
     summary = Summary()
+
+    def execute(runs: list[Run], desc: str) -> None:
+        execute_runs(runs, study_dir, options, summary, desc)
+        if summary.failed:
+            raise _StageFailed()
+
     with StudyLock(study_dir, _eprint):
         try:
-            first = spec.expand(study)
-            label = "tuning" if study.tuning else study.name
-            execute_runs(first, study_dir, options, summary, label)
+            t = study.tuning
+            if t is not None and t.search == "optuna":
+                first = spec.expand(study, tuning.optuna_stage(study, study_dir, execute))
+            elif t is not None and t.scheduler == "successive_halving":
+                first = tuning.halving_stage(study, study_dir, execute)
+            else:
+                first = spec.expand(study)
+                execute_runs(first, study_dir, options, summary, "tuning" if t else study.name)
             expected = {r.run_id for r in first}
-            if study.tuning:
+            if t is not None:
                 if summary.failed:
-                    _eprint("tuning runs failed: the selection and the evaluation runs wait until they succeed")
-                    return summary
+                    raise _StageFailed()
                 chosen = selection.select(study, study_dir)
                 summary.selection = chosen.as_dict()
                 (study_dir / "selection.json").write_text(json.dumps(chosen.as_dict(), indent=2, default=str))
                 second = spec.evaluation_runs(study, chosen.values)
                 execute_runs(second, study_dir, options, summary, "evaluation")
                 expected |= {r.run_id for r in second}
+        except _StageFailed:
+            _eprint("tuning runs failed: the next tuning round, the selection and the evaluation runs wait "
+                    "until they succeed (rerun the same command)")
+            return summary
         except KeyboardInterrupt:
             stored = len(store.scan(study_dir, repair=False))
             raise Interrupted(f"interrupted: {stored} completed runs are stored in {study_dir}; "

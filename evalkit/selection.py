@@ -38,6 +38,9 @@ def tuning_scores(study: Study, study_dir: Path) -> pd.DataFrame:
     """Per-run scores of the stored tuning runs of ``study`` (its metric, training episodes)."""
     table = store.load(study_dir)
     table = table[table["phase"] == "tune"]
+    # successive halving leaves truncated-budget runs: only full-budget runs are compared
+    full = table["env"].map({e.name: e.steps for e in study.envs})
+    table = table[table["budget"] == full]
     if table.empty:
         raise EvalkitError(f"{study_dir}: no tuning runs are stored yet")
     return metrics.run_scores(table, study.metric)

@@ -8,6 +8,7 @@ what was found.
 
 from __future__ import annotations
 
+import dataclasses
 import importlib
 import itertools
 import json
@@ -36,7 +37,8 @@ ENV_KEYS = {"steps", "id", "entry", "kwargs", "reference"}
 ALG_KEYS = {"agent", "config", "sweep", "samples", "env_config", "resources", "command",
             "hyperparameters", "log_format", "log_pattern"}
 RESOURCE_KEYS = {"cpus", "gpus", "memory_mb", "timeout_s"}
-TUNING_KEYS = {"runs", "select", "search", "budget"}
+TUNING_KEYS = {"runs", "select", "search", "budget", "batch", "scheduler", "eta", "min_steps"}
+SCHEDULERS = ("none", "successive_halving")
 EVAL_KEYS = {"every", "episodes"}
 
 
@@ -119,7 +121,11 @@ class Tuning:
     runs: int = 3
     select: str = "per_env"
     search: str = "grid"
-    budget: int | None = None
+    budget: int | None = None  # candidate settings per algorithm, the same for every algorithm
+    batch: int = 4  # settings proposed per round by a model-based searcher (optuna)
+    scheduler: str = "none"  # "successive_halving": early stopping with restarts, same for all
+    eta: int = 3
+    min_steps: int | None = None
 
 
 @dataclass(frozen=True)
@@ -288,7 +294,16 @@ def parse_study(raw: dict, path: str | Path = "<study>") -> Study:
         tuning = Tuning(runs=c.int_(t.get("runs", 3), "tuning.runs"),
                         select=c.str_(t.get("select", "per_env"), "tuning.select", SELECTS),
                         search=c.str_(t.get("search", "grid"), "tuning.search", SEARCHES),
-                        budget=c.int_(t["budget"], "tuning.budget") if "budget" in t else None)
+                        budget=c.int_(t["budget"], "tuning.budget") if "budget" in t else None,
+                        batch=c.int_(t.get("batch", 4), "tuning.batch"),
+                        scheduler=c.str_(t.get("scheduler", "none"), "tuning.scheduler", SCHEDULERS),
+                        eta=c.int_(t.get("eta", 3), "tuning.eta", minimum=2),
+                        min_steps=c.int_(t["min_steps"], "tuning.min_steps") if "min_steps" in t else None)
+        if tuning.search in ("random", "optuna") and tuning.budget is None:
+            raise c.fail("tuning.budget", f"the number of settings per algorithm for search = {tuning.search!r}",
+                         "nothing")
+        if tuning.scheduler != "none" and tuning.min_steps is None:
+            raise c.fail("tuning.min_steps", "the smallest step budget of successive halving", "nothing")
     mode = c.str_(raw.get("mode", "standard"), "mode", MODES)
     description = c.str_(raw.get("description", ""), "description")
     algs = _algorithms(c, c.table(raw["algorithms"], "algorithms"), envs, resources, tuning, mode)
@@ -410,6 +425,14 @@ def _algorithms(c: _Checker, raw: dict, envs: tuple[EnvSpec, ...], default_res: 
         sweep = _sweep(c, c.table(t.get("sweep", {}), f"{key}.sweep"), known, key, agent)
         has_dist = any(a.kind != "grid" for a in sweep)
         samples = c.int_(t["samples"], f"{key}.samples") if "samples" in t else None
+        if tuning is not None and tuning.budget is not None and tuning.search == "grid":
+            size = math.prod(len(a.values) for a in sweep if a.kind == "grid")
+            if has_dist:
+                raise c.fail(f"{key}.sweep", "grid lists only with search = 'grid' (use 'random' or 'optuna' "
+                             "for distributions)", "a distribution")
+            if size < tuning.budget:
+                raise c.fail(f"{key}.sweep", f"a grid of at least tuning.budget = {tuning.budget} settings, "
+                             f"so every algorithm gets the same budget", f"{size} settings")
         if samples is None and has_dist:
             if tuning is not None and tuning.budget is not None:
                 samples = tuning.budget
@@ -527,12 +550,20 @@ def settings(study: Study, alg: AlgorithmSpec) -> list[dict[str, Any]]:
     grid point (Ray Tune's ``grid_search`` x ``num_samples`` semantics) from a generator seeded
     by the study seed and the algorithm name, so the draw is reproducible.
     """
+    rng = np.random.default_rng(seeding.derive(study.seed, "sweep", alg.name))
+    tuning = study.tuning
+    if tuning is not None and tuning.search == "random":
+        # random search: every axis is a distribution (grid lists become uniform choices)
+        return [{a.name: (a.values[int(rng.integers(len(a.values)))] if a.kind == "grid" else a.sample(rng))
+                 for a in alg.sweep} for _ in range(tuning.budget)]
     grid = [a for a in alg.sweep if a.kind == "grid"]
     dists = [a for a in alg.sweep if a.kind != "grid"]
     points = [dict(zip([a.name for a in grid], combo)) for combo in itertools.product(*[a.values for a in grid])]
+    if tuning is not None and tuning.budget is not None and len(points) > tuning.budget:
+        keep = sorted(rng.choice(len(points), size=tuning.budget, replace=False))
+        points = [points[i] for i in keep]
     if not dists or study.mode == "tuning_agnostic":
         return points
-    rng = np.random.default_rng(seeding.derive(study.seed, "sweep", alg.name))
     out = []
     for point in points:
         for _ in range(alg.samples or 1):
@@ -556,9 +587,14 @@ def agent_defaults(alg: AlgorithmSpec) -> dict[str, Any]:
 
 
 def make_run(study: Study, alg: AlgorithmSpec, env: EnvSpec, values: Mapping[str, Any], phase: str,
-             seed_index: int, defaults: Mapping[str, Any] | None = None) -> Run:
-    """Build one :class:`Run`: config = agent defaults <- algorithm config <- env overrides <- setting."""
+             seed_index: int, defaults: Mapping[str, Any] | None = None, steps: int | None = None) -> Run:
+    """Build one :class:`Run`: config = agent defaults <- algorithm config <- env overrides <- setting.
+
+    ``steps`` overrides the env's budget (a successive-halving rung); it is part of the run's id.
+    """
     defaults = agent_defaults(alg) if defaults is None else defaults
+    if steps is not None:
+        env = dataclasses.replace(env, steps=min(int(steps), env.steps))
     config = {**defaults, **alg.config, **alg.env_config.get(env.name, {}), **values}
     seed = seeding.run_seed(study.seed, env.name, phase, seed_index)
     identity = {"study": study.name, "algorithm": alg.name, "agent": alg.agent, "env": env.name,
@@ -583,15 +619,19 @@ def agnostic_values(study: Study, alg: AlgorithmSpec, env: EnvSpec, seed_index: 
             for a in alg.sweep}
 
 
-def expand(study: Study) -> list[Run]:
+def expand(study: Study, proposals: Mapping[str, list[dict[str, Any]]] | None = None) -> list[Run]:
     """The runs a study needs before any selection: tuning runs if ``[tuning]``, else evaluation runs.
 
+    With a model-based search the settings are the recorded ``proposals[algorithm]`` so far.
     Evaluation runs of a tuned study depend on the tuning results: see :func:`evaluation_runs`.
     """
     runs = []
     for alg in study.algorithms:
         defaults = agent_defaults(alg)
-        points = settings(study, alg)
+        if study.tuning is not None and study.tuning.search == "optuna":
+            points = list((proposals or {}).get(alg.name, []))
+        else:
+            points = settings(study, alg)
         for env in study.envs:
             if study.mode == "tuning_agnostic":
                 for i in range(study.runs):
