@@ -138,3 +138,36 @@ def score_matrices(runs: pd.DataFrame, by: str = "label", drop_diverged: bool = 
                                    f"finish the study or compare per env")
         out[str(name)] = pivot.to_numpy(dtype=float)
     return out, envs
+
+
+def learning_curves(table: pd.DataFrame, points: int = 50, mode: str = "train") -> pd.DataFrame:
+    """Per-run learning curves on a common step grid (DESIGN.md section 5).
+
+    The grid splits ``[0, max budget]`` into ``points`` equal windows; a run's value at a grid point
+    (the window's right edge, in env steps) is the mean return of its episodes ending in that
+    window, NaN when none ends there (or the window lies past the run's own budget). Runs of
+    unequal length are never truncated: the number of non-NaN values per point is the ``n`` a plot
+    must show. Evaluation rows (``mode="eval"``) are binned the same way.
+
+    Returns a long table: ``run_id, algorithm, label, env, phase, seed_index, step, value``.
+    """
+    sel = table[table["mode"] == mode]
+    if sel.empty:
+        return pd.DataFrame(columns=["run_id", "algorithm", "label", "env", "phase", "seed_index", "step", "value"])
+    runs = run_scores(table)[["run_id", "label"]]
+    frames = []
+    for env, g in sel.groupby("env", sort=True):
+        top = float(g["budget"].max() if "budget" in g else g["step"].max())
+        edges = np.linspace(0.0, top, points + 1)
+        window = np.clip(np.searchsorted(edges, g["step"].to_numpy(float), side="left") - 1, 0, points - 1)
+        h = g.assign(window=window)
+        means = h.groupby(["run_id", "window"])["return"].mean().unstack("window").reindex(columns=range(points))
+        budgets = g.groupby("run_id")["budget"].first() if "budget" in g else g.groupby("run_id")["step"].max()
+        beyond = edges[1:][None, :] > budgets.reindex(means.index).to_numpy(float)[:, None] + 1e-9
+        means = means.mask(beyond)
+        long = means.stack(future_stack=True).rename("value").reset_index()
+        long["step"] = edges[1:][long["window"].to_numpy()]
+        ident = g.drop_duplicates("run_id")[["run_id", "algorithm", "env", "phase", "seed_index"]]
+        frames.append(long.drop(columns="window").merge(ident, on="run_id"))
+    out = pd.concat(frames, ignore_index=True).merge(runs, on="run_id")
+    return out[["run_id", "algorithm", "label", "env", "phase", "seed_index", "step", "value"]]

@@ -1,0 +1,144 @@
+"""Tile-coded and tabular Sarsa / Expected Sarsa / Q-learning: targets, step accounting, seeding, learning."""
+
+import dataclasses
+
+import gymnasium as gym
+import numpy as np
+import pytest
+from gymnasium.envs.classic_control.cartpole import CartPoleEnv
+
+import evalkit.envs  # noqa: F401  (CliffWorld-v0)
+from agents import expected_sarsa, q_learning, sarsa, tabular_q_learning, tabular_sarsa
+from agents._linear_td import TabularConfig, bootstrap_value, tabular_features, train_td_control
+from agents.common import Evaluation, ListLog, hyperparameters
+
+TILE_AGENTS = [sarsa, expected_sarsa, q_learning]
+TABULAR_AGENTS = [tabular_sarsa, tabular_q_learning]
+ENV_STEPS = {"n": 0}
+
+
+class CountingCartPole(CartPoleEnv):
+    def step(self, action):
+        ENV_STEPS["n"] += 1
+        return super().step(action)
+
+
+class OneState(gym.Env):
+    """One state, one action, reward 1 per step; ends every step by termination or by a time limit."""
+
+    observation_space = gym.spaces.Discrete(1)
+    action_space = gym.spaces.Discrete(1)
+
+    def __init__(self, terminate: bool = False):
+        self.terminate = terminate
+
+    def reset(self, *, seed=None, options=None):
+        super().reset(seed=seed)
+        return 0, {}
+
+    def step(self, action):
+        return 0, 1.0, self.terminate, False, {}
+
+
+for _id, _entry, _kw, _limit in [("EvalkitTest/CountingCartPoleTD-v0", CountingCartPole, {}, 500),
+                                 ("EvalkitTest/OneStateTruncated-v0", OneState, {}, 1),
+                                 ("EvalkitTest/OneStateTerminal-v0", OneState, {"terminate": True}, None)]:
+    if _id not in gym.registry:
+        gym.register(id=_id, entry_point=_entry, kwargs=_kw, max_episode_steps=_limit)
+
+
+def test_names_and_configs_follow_the_contract():
+    assert [m.NAME for m in TILE_AGENTS + TABULAR_AGENTS] == [
+        "sarsa", "expected_sarsa", "q_learning", "tabular_sarsa", "tabular_q_learning"]
+    for mod in TILE_AGENTS + TABULAR_AGENTS:
+        info = hyperparameters(mod.Config)
+        assert {"alpha", "epsilon", "gamma"} <= set(info)
+        assert all(i.low is None or i.low <= i.default <= i.high for i in info.values())
+
+
+def test_bootstrap_targets():
+    q = np.array([1.0, 3.0, 3.0])
+    assert bootstrap_value("sarsa", q, 0, 0.3) == 1.0
+    assert bootstrap_value("q_learning", q, 0, 0.3) == 3.0
+    # epsilon-greedy with two tied greedy actions: pi = (0.1, 0.45, 0.45)
+    assert bootstrap_value("expected_sarsa", q, 0, 0.3) == pytest.approx(0.1 * 1 + 0.9 * 3)
+    with pytest.raises(ValueError):
+        bootstrap_value("td0", q, 0, 0.3)
+
+
+def test_truncation_bootstraps_termination_does_not():
+    # reward 1 every step, gamma 0.5: a time limit is not the end of the task, so Q -> 1 / (1 - 0.5) = 2;
+    # a true termination makes Q -> 1
+    cfg = TabularConfig(alpha=0.1, epsilon=0.0, gamma=0.5)
+    w_trunc = train_td_control("q_learning", tabular_features, "EvalkitTest/OneStateTruncated-v0", cfg, 0, 2000,
+                               ListLog())
+    w_term = train_td_control("q_learning", tabular_features, "EvalkitTest/OneStateTerminal-v0", cfg, 0, 2000,
+                              ListLog())
+    assert w_trunc[0, 0] == pytest.approx(2.0, abs=1e-3)
+    assert w_term[0, 0] == pytest.approx(1.0, abs=1e-3)
+
+
+@pytest.mark.parametrize("mod", TILE_AGENTS)
+def test_tile_agents_step_accounting_seeding_and_evaluation(mod):
+    ENV_STEPS["n"] = 0
+    log = ListLog()
+    mod.train("EvalkitTest/CountingCartPoleTD-v0", mod.Config(), 3, 777, log,
+              evaluation=Evaluation(every=300, episodes=2, seed=99))
+    train = [r for r in log.rows if r["mode"] == "train"]
+    evals = [r for r in log.rows if r["mode"] == "eval"]
+    assert ENV_STEPS["n"] == 777 + sum(r["length"] for r in evals)  # exactly `steps` training steps
+    assert len(train) > 5
+    np.testing.assert_array_equal([r["step"] for r in train], np.cumsum([r["length"] for r in train]))
+    assert train[-1]["step"] <= 777
+    assert all(np.isfinite(r["loss"]) for r in train)
+    assert [r["step"] for r in evals] == [300, 300, 600, 600]
+
+    def returns(seed):
+        lg = ListLog()
+        mod.train("CartPole-v1", mod.Config(), seed, 600, lg)
+        return lg.returns()
+
+    np.testing.assert_array_equal(returns(5), returns(5))
+    assert not np.array_equal(returns(5), returns(6))
+
+
+def test_sarsa_improves_markedly_on_mountaincar():
+    # optimistic zero weights with epsilon = 0 (Sutton & Barto, Figure 10.1): 30k steps take about 1 s
+    log = ListLog()
+    sarsa.train("MountainCar-v0", dataclasses.replace(sarsa.Config(), epsilon=0.0), 0, 30_000, log)
+    ret = log.returns()
+    assert ret[:10].mean() == -200.0  # the first episodes never reach the goal
+    assert ret[-20:].mean() > -150.0
+
+
+@pytest.mark.parametrize("mod", [expected_sarsa, q_learning])
+def test_other_tile_agents_learn_mountaincar(mod):
+    log = ListLog()
+    mod.train("MountainCar-v0", dataclasses.replace(mod.Config(), epsilon=0.05), 1, 30_000, log)
+    assert log.returns()[-20:].mean() > -160.0
+
+
+def test_tabular_agents_learn_cliffworld_paths_of_example_6_6():
+    # Sutton & Barto Example 6.6: with epsilon = 0.1 Q-learning learns the optimal path along the
+    # cliff (13 steps) and Sarsa the safer path (17 steps here: one row further from the edge).
+    ev = Evaluation(every=20_000, episodes=1, seed=0)
+    results = {}
+    for mod in TABULAR_AGENTS:
+        log = ListLog()
+        mod.train("CliffWorld-v0", mod.Config(), 0, 20_000, log, evaluation=ev)
+        results[mod.NAME] = (log.returns(), log.returns("eval"))
+    q_train, q_eval = results["tabular_q_learning"]
+    s_train, s_eval = results["tabular_sarsa"]
+    assert q_eval.tolist() == [-13.0]
+    assert s_eval[0] >= -17.0 and s_eval[0] < -13.0
+    assert s_train[-100:].mean() > q_train[-100:].mean()  # Q-learning's online returns suffer from the cliff
+
+
+def test_tabular_agents_accept_index_observations_and_reject_continuous():
+    log = ListLog()
+    tabular_q_learning.train("CliffWorld-v0", tabular_q_learning.Config(), 0, 20_000, log,
+                             env_kwargs={"observation": "index"}, evaluation=Evaluation(20_000, 1, 0))
+    assert log.returns("eval").tolist() == [-13.0]
+    for env_id in ("MountainCar-v0", "PuddleWorld-v0"):  # continuous positions, even in [0, 1]
+        with pytest.raises(ValueError, match="tile-coded"):
+            tabular_sarsa.train(env_id, tabular_sarsa.Config(), 0, 10, ListLog())
