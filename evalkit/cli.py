@@ -101,6 +101,86 @@ def cmd_report(args: argparse.Namespace) -> int:
     return 0
 
 
+def _analysis_dir(study_dir: Path) -> Path:
+    out = Path(study_dir) / "analysis"
+    out.mkdir(parents=True, exist_ok=True)
+    return out
+
+
+def _write_table(df, path: Path) -> None:
+    """Machine-readable output beside the study: CSV and Parquet of the same table."""
+    df.to_csv(path.with_suffix(".csv"), index=False)
+    df.to_parquet(path.with_suffix(".parquet"), index=False)
+
+
+def _phase_runs(study, study_dir: Path, phase: str | None = None):
+    """Per-run scores of the stored runs (one phase, or the tuning phase when the study has one)."""
+    from evalkit import metrics, store
+    table = store.load(study_dir)
+    if table.empty:
+        raise EvalkitError(f"{study_dir}: no stored runs (run 'evalkit run' first)")
+    if phase is not None:
+        table = table[table["phase"] == phase]
+    return metrics.run_scores(table, study.metric)
+
+
+def cmd_sensitivity(args: argparse.Namespace) -> int:
+    from evalkit import sensitivity
+    study, study_dir = _study_dir(args)
+    phase = "tune" if study.tuning else "eval"
+    runs = _phase_runs(study, study_dir, phase)
+    hps = args.hyperparameters.split(",") if args.hyperparameters else None
+    result = sensitivity.hyperparameter_sensitivity(runs, hyperparameters=hps, reps=args.reps, seed=args.seed,
+                                                    normalize=not args.no_normalize)
+    table = result.table()
+    out = _analysis_dir(study_dir)
+    _write_table(table, out / "sensitivity")
+    print(f"hyperparameter sensitivity (Adkins, Bowling & White 2024) on the {phase} runs, metric {study.metric}, "
+          f"{args.reps} bootstrap resamples, 95% percentile CIs")
+    print(table.to_string(index=False))
+    print(f"written: {out / 'sensitivity.csv'}")
+    return 0
+
+
+def cmd_chs(args: argparse.Namespace) -> int:
+    from evalkit import chs, selection
+    study, study_dir = _study_dir(args)
+    stage1 = _phase_runs(study, study_dir, "tune")
+    stage2 = _phase_runs(study, study_dir, "eval")
+    if stage1.empty or stage2.empty:
+        raise EvalkitError(f"{study_dir}: CHS needs stored tuning runs (stage 1) and evaluation runs (stage 2); "
+                           f"declare [tuning] select = \"cross_env\" and run the study")
+    chosen = selection.load_selection(study_dir)
+    if chosen:
+        print(f"selection ({chosen['method']}):")
+        seen = set()
+        for s in chosen["selected"]:
+            if s["algorithm"] not in seen:
+                seen.add(s["algorithm"])
+                print(f"  {s['algorithm']}: {s['setting']}  (stage-1 score {s['tuning_score']:.4f})")
+    result = chs.chs_evaluate(stage1, stage2, reps=args.reps, seed=args.seed)
+    table = result.table()
+    out = _analysis_dir(study_dir)
+    _write_table(table, out / "chs")
+    print("CHS score of the stage-2 runs against the stage-1 CDFs (Patterson et al. 2024), 95% percentile CIs")
+    print(table.to_string(index=False))
+    print(f"written: {out / 'chs.csv'}")
+    return 0
+
+
+def cmd_audit(args: argparse.Namespace) -> int:
+    from evalkit import audit
+    study, study_dir = _study_dir(args)
+    result = audit.audit(study, study_dir, reps=args.reps, seed=args.seed)
+    out = _analysis_dir(study_dir)
+    _write_table(result.table(), out / "audit")
+    if len(result.curves):
+        _write_table(result.curves, out / "expected_max")
+    print(result.render())
+    print(f"written: {out / 'audit.csv'}")
+    return 0
+
+
 def cmd_import(args: argparse.Namespace) -> int:
     from evalkit import importer
     n = importer.import_file(args.file, args.name, args.root)
@@ -165,6 +245,27 @@ def build_parser() -> argparse.ArgumentParser:
     _add_root(p)
     p.add_argument("--reps", type=int, default=10_000, help="bootstrap resamples (default: 10000)")
     p.add_argument("--seed", type=int, default=0, help="bootstrap seed (default: 0)")
+
+    p = command("sensitivity", cmd_sensitivity, "hyperparameter sensitivity and effective dimensionality "
+                "(Adkins et al. 2024)")
+    p.add_argument("study")
+    _add_root(p)
+    p.add_argument("--hyperparameters", help="comma-separated subset to analyse (default: every swept one)")
+    p.add_argument("--no-normalize", action="store_true", help="scores are already normalized")
+    p.add_argument("--reps", type=int, default=10_000)
+    p.add_argument("--seed", type=int, default=0)
+
+    p = command("chs", cmd_chs, "cross-environment hyperparameter setting benchmark (Patterson et al. 2024)")
+    p.add_argument("study")
+    _add_root(p)
+    p.add_argument("--reps", type=int, default=10_000)
+    p.add_argument("--seed", type=int, default=0)
+
+    p = command("audit", cmd_audit, "tuning-fairness audit: budgets, ranges, seeds, edges, runs, budget curves")
+    p.add_argument("study")
+    _add_root(p)
+    p.add_argument("--reps", type=int, default=1000)
+    p.add_argument("--seed", type=int, default=0)
 
     p = command("import", cmd_import, "import a CSV/Parquet long table or .npz/JSON score matrices as a study")
     p.add_argument("file", help="CSV or Parquet (algorithm, env, run, step, return[, hp.*, phase]), or .npz/.json")

@@ -64,7 +64,7 @@ def select(study: Study, study_dir: Path) -> Selection:
         means = runs.groupby(["algorithm", "env", "setting"])["score"].mean().reset_index()
         means = means[means["score"].notna()]
         for alg in study.algorithms:
-            for env in study.envs:
+            for env in study.envs_of(alg):
                 cell = means[(means["algorithm"] == alg.name) & (means["env"] == env.name)]
                 if cell.empty:
                     raise EvalkitError(f"{alg.name} on {env.name}: every tuning setting diverged or is missing")
@@ -78,7 +78,7 @@ def select(study: Study, study_dir: Path) -> Selection:
         setting = chosen[alg.name]
         setting = setting if isinstance(setting, str) else setting["setting"]
         chs_score = chs.chs_scores(runs, alg.name).set_index("setting")["score"].get(setting)
-        for env in study.envs:
+        for env in study.envs_of(alg):
             values[(alg.name, env.name)] = _setting_values(runs, study, alg.name, setting)
             scores[(alg.name, env.name)] = float(chs_score) if chs_score is not None else float("nan")
     return Selection("cross_env: highest CHS score (Patterson et al. 2024)", values, scores)

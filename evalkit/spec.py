@@ -34,7 +34,7 @@ MODES = ("standard", "tuning_agnostic")
 TOP_KEYS = {"name", "description", "seed", "runs", "metric", "envs", "algorithms", "evaluation",
             "tuning", "resources", "mode"}
 ENV_KEYS = {"steps", "id", "entry", "kwargs", "reference"}
-ALG_KEYS = {"agent", "config", "sweep", "samples", "env_config", "resources", "command",
+ALG_KEYS = {"agent", "config", "sweep", "samples", "env_config", "envs", "resources", "command",
             "hyperparameters", "log_format", "log_pattern"}
 RESOURCE_KEYS = {"cpus", "gpus", "memory_mb", "timeout_s"}
 TUNING_KEYS = {"runs", "select", "search", "budget", "batch", "scheduler", "eta", "min_steps"}
@@ -106,6 +106,7 @@ class AlgorithmSpec:
     hyperparameters: Mapping[str, Any] = field(default_factory=dict)
     log_format: str | None = None
     log_pattern: str | None = None
+    envs: tuple[str, ...] | None = None  # the study envs this algorithm runs on (None: all)
 
 
 @dataclass(frozen=True)
@@ -148,6 +149,10 @@ class Study:
 
     def algorithm(self, name: str) -> AlgorithmSpec:
         return next(a for a in self.algorithms if a.name == name)
+
+    def envs_of(self, alg: AlgorithmSpec) -> tuple[EnvSpec, ...]:
+        """The envs an algorithm runs on (``envs = [...]`` in its table; default every env)."""
+        return self.envs if alg.envs is None else tuple(e for e in self.envs if e.name in alg.envs)
 
     @property
     def final_fraction(self) -> float:
@@ -415,6 +420,14 @@ def _algorithms(c: _Checker, raw: dict, envs: tuple[EnvSpec, ...], default_res: 
         config = c.table(t.get("config", {}), f"{key}.config")
         for k, v in config.items():
             _check_value(c, known, k, v, f"{key}.config.{k}", agent)
+        alg_envs = None
+        if "envs" in t:
+            if not isinstance(t["envs"], list) or not t["envs"]:
+                raise c.fail(f"{key}.envs", "a non-empty list of env names of this study", show(t["envs"]))
+            for e in t["envs"]:
+                if e not in env_names:
+                    raise c.fail(f"{key}.envs", f"env names of this study ({', '.join(sorted(env_names))})", show(e))
+            alg_envs = tuple(t["envs"])
         env_config = c.table(t.get("env_config", {}), f"{key}.env_config")
         for env_name, overrides in env_config.items():
             if env_name not in env_names:
@@ -453,7 +466,7 @@ def _algorithms(c: _Checker, raw: dict, envs: tuple[EnvSpec, ...], default_res: 
             from evalkit.command import check_template
             check_template(c, command, f"{key}.command", set(known))
         out.append(AlgorithmSpec(name, agent, dict(config), sweep, samples, {k: dict(v) for k, v in env_config.items()},
-                                 resources, command, dict(hp_decl), log_format, log_pattern))
+                                 resources, command, dict(hp_decl), log_format, log_pattern, alg_envs))
     return tuple(out)
 
 
@@ -632,7 +645,7 @@ def expand(study: Study, proposals: Mapping[str, list[dict[str, Any]]] | None = 
             points = list((proposals or {}).get(alg.name, []))
         else:
             points = settings(study, alg)
-        for env in study.envs:
+        for env in study.envs_of(alg):
             if study.mode == "tuning_agnostic":
                 for i in range(study.runs):
                     runs.append(make_run(study, alg, env, agnostic_values(study, alg, env, i), "eval", i, defaults))
@@ -649,7 +662,7 @@ def evaluation_runs(study: Study, selection: Mapping[tuple[str, str], Mapping[st
     runs = []
     for alg in study.algorithms:
         defaults = agent_defaults(alg)
-        for env in study.envs:
+        for env in study.envs_of(alg):
             values = selection[(alg.name, env.name)]
             runs.extend(make_run(study, alg, env, values, "eval", i, defaults) for i in range(study.runs))
     return runs

@@ -136,7 +136,7 @@ def halving_stage(study: Study, study_dir: Path, execute: Execute) -> list[Run]:
         runs = []
         for alg in study.algorithms:
             defaults = spec.agent_defaults(alg)
-            for env in study.envs:
+            for env in study.envs_of(alg):
                 for values in survivors[alg.name]:
                     runs += [spec.make_run(study, alg, env, values, "tune", i, defaults,
                                            steps=None if final else budget) for i in range(tuning.runs)]
