@@ -9,6 +9,7 @@ what was found.
 from __future__ import annotations
 
 import dataclasses
+import difflib
 import importlib
 import itertools
 import json
@@ -380,8 +381,8 @@ def _check_env_exists(c: _Checker, key: str, env_id: str, entry: str | None) -> 
             raise c.fail(f"{key}.id", "an importable module before ':'", f"{module!r} ({exc})") from None
         env_id = env_id.split(":", 1)[1]
     if env_id not in gym.registry:
-        close = [k for k in gym.registry if k.lower().split("-")[0] == env_id.lower().split("-")[0]]
-        hint = f" (did you mean {', '.join(sorted(close)[:3])}?)" if close else ""
+        close = difflib.get_close_matches(env_id, list(gym.registry), n=3, cutoff=0.75)
+        hint = f" (did you mean {', '.join(close)}?)" if close else ""
         raise c.fail(key if key.endswith(".id") else f"{key}", "a registered gymnasium environment id, or "
                      "'entry = \"module:Class\"'" + hint, show(env_id))
 
