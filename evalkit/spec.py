@@ -649,7 +649,9 @@ def expand(study: Study, proposals: Mapping[str, list[dict[str, Any]]] | None = 
         for env in study.envs_of(alg):
             if study.mode == "tuning_agnostic":
                 for i in range(study.runs):
-                    runs.append(make_run(study, alg, env, agnostic_values(study, alg, env, i), "eval", i, defaults))
+                    # every run is its own draw: one "setting" for the whole distribution
+                    run = make_run(study, alg, env, agnostic_values(study, alg, env, i), "eval", i, defaults)
+                    runs.append(dataclasses.replace(run, setting="agnostic"))
                 continue
             phase, n = ("tune", study.tuning.runs) if study.tuning else ("eval", study.runs)
             for values in points:

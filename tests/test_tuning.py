@@ -104,3 +104,27 @@ def test_successive_halving_stops_bad_settings_early_and_records_their_budget(wr
     assert rungs.loc[("b", 30)] == 3 and rungs.loc[("b", 90)] == 1
     sel = json.loads((tmp_path / "tuned" / "selection.json").read_text())
     assert {s["setting"]["mean"] for s in sel["selected"]} == {3.0}
+
+
+def test_tuning_agnostic_mode_draws_hyperparameters_per_run(write_study, tmp_path):
+    text = """
+name = "agnostic"
+    seed = 2
+    runs = 6
+    mode = "tuning_agnostic"
+    [envs.CartPole-v1]
+    steps = 50
+    [algorithms.a]
+    agent = "tests.fake_agents:train"
+    sweep = { mean = { uniform = [0.0, 10.0] }, episodes = [2, 4] }
+    """
+    study = spec.load_study(write_study(text))
+    runs = spec.expand(study)
+    assert len(runs) == 6 and {r.setting for r in runs} == {"agnostic"}
+    means = [r.config["mean"] for r in runs]
+    assert len(set(means)) == 6 and all(0 <= m <= 10 for m in means)
+    assert [r.config["mean"] for r in spec.expand(spec.load_study(study.path))] == means  # reproducible
+    from evalkit import metrics
+    runner.run_study(study, tmp_path, runner.Options(backend="serial", progress=False))
+    scores = metrics.run_scores(store.load(tmp_path / "agnostic"))
+    assert set(scores["label"]) == {"a"} and len(scores) == 6
