@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import os
 import sys
 from pathlib import Path
@@ -44,6 +45,10 @@ def cmd_run(args: argparse.Namespace) -> int:
         raise EvalkitError(f"--retries: expected an integer >= 0, found {args.retries}")
     if args.timeout is not None and args.timeout <= 0:
         raise EvalkitError(f"--timeout: expected seconds > 0, found {args.timeout}")
+    if args.batch_seeds is not None:
+        if args.batch_seeds < 1:
+            raise EvalkitError(f"--batch-seeds: expected an integer >= 1, found {args.batch_seeds}")
+        study = dataclasses.replace(study, batch_seeds=args.batch_seeds)
     if args.dry_run:
         return _dry_run(study, args)
     options = runner.Options(backend="serial" if args.serial else "ray", workers=args.workers,
@@ -231,6 +236,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--serial", action="store_true", help="run in this process, one run at a time (debugging)")
     p.add_argument("--retries", type=int, default=1, help="retries of a failing run (default: 1)")
     p.add_argument("--timeout", type=float, help="seconds a run may take before it is stopped and failed")
+    p.add_argument("--batch-seeds", type=int, metavar="N",
+                   help="seeds per block for agents that train seeds together (1 = never; default: the "
+                        "study's batch_seeds, 'auto' = 8); batched runs are stored under their own ids")
     p.add_argument("--rerun-stale", action="store_true", help="redo runs whose agent code changed since")
     p.add_argument("--dry-run", action="store_true", help="print the runs and the code they execute; run nothing")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")

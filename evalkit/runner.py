@@ -143,79 +143,104 @@ def stale_runs(runs: Iterable[Run], stored: dict[str, store.StoredRun]) -> list[
     return out
 
 
+Unit = tuple  # the runs executed together: one run, or one fixed block of seeds (batched agents)
+
+
+def make_units(todo: list[Run], all_runs: list[Run]) -> list[Unit]:
+    """Group what must run into units. A batched block with any run missing is recomputed whole
+    (its membership is fixed by the study: the block of seed indices it belongs to)."""
+    blocks: dict[tuple, list[Run]] = collections.defaultdict(list)
+    for r in all_runs:
+        if r.batch > 1:
+            blocks[r.block_key].append(r)
+    units, seen = [], set()
+    for r in todo:
+        if r.batch <= 1:
+            units.append((r,))
+        elif r.block_key not in seen:
+            seen.add(r.block_key)
+            units.append(tuple(sorted(blocks[r.block_key], key=lambda x: x.seed_index)))
+    return units
+
+
 class _Execution:
-    """One pass over a list of runs with one backend; records results as they arrive."""
+    """One pass over a list of units with one backend; records results as they arrive."""
 
     def __init__(self, study_dir: Path, options: Options, summary: Summary) -> None:
         self.dir, self.opt, self.summary = study_dir, options, summary
-        self.attempts: dict[str, int] = collections.Counter()
+        self.attempts: dict[tuple, int] = collections.Counter()
 
-    def record(self, outcome: worker.Outcome, bar: tqdm, queue: collections.deque) -> None:
-        run = outcome.run
-        self.attempts[run.run_id] += 1
-        if outcome.ok:
-            store.write_run(self.dir, run_metadata(run, outcome), outcome.rows)
-            self.summary.completed += 1
-            bar.update(1)
+    def record(self, unit: Unit, outcomes: list[worker.Outcome], bar: tqdm, queue: collections.deque) -> None:
+        """Store a unit's successful runs; a failed unit is retried whole (a batch is atomic)."""
+        key = tuple(r.run_id for r in unit)
+        self.attempts[key] += 1
+        if all(o.ok for o in outcomes):
+            for o in outcomes:
+                store.write_run(self.dir, run_metadata(o.run, o), o.rows)
+            self.summary.completed += len(outcomes)
+            bar.update(len(outcomes))
             return
-        attempts = self.attempts[run.run_id]
+        attempts = self.attempts[key]
         final = attempts > self.opt.retries
-        store.write_failure(self.dir, run.run_id, {
-            "run_id": run.run_id, "algorithm": run.algorithm, "env": run.env, "phase": run.phase,
-            "seed_index": run.seed_index, "seed": run.seed, "config": dict(run.config),
-            "attempts": attempts, "final": final, "cause": outcome.cause, "error": outcome.error,
-            "output": outcome.output[-20_000:], "time": time.time()})
+        failed = next(o for o in outcomes if not o.ok)
+        for run in unit:
+            store.write_failure(self.dir, run.run_id, {
+                "run_id": run.run_id, "algorithm": run.algorithm, "env": run.env, "phase": run.phase,
+                "seed_index": run.seed_index, "seed": run.seed, "config": dict(run.config),
+                "batch": [r.run_id for r in unit] if len(unit) > 1 else None,
+                "attempts": attempts, "final": final, "cause": failed.cause, "error": failed.error,
+                "output": failed.output[-20_000:], "time": time.time()})
         if final:
-            self.summary.failed.append(run.run_id)
-            bar.update(1)
+            self.summary.failed.extend(r.run_id for r in unit)
+            bar.update(len(unit))
             bar.set_postfix(failed=len(self.summary.failed))
         else:
-            queue.append(run)
+            queue.append(unit)
 
-    def serial(self, runs: list[Run], bar: tqdm) -> None:
-        queue = collections.deque(runs)
+    def serial(self, units: list[Unit], bar: tqdm) -> None:
+        queue = collections.deque(units)
         while queue:
-            run = queue.popleft()
-            self.record(worker.execute(run, in_process=True), bar, queue)
+            unit = queue.popleft()
+            self.record(unit, worker.execute_unit(unit, in_process=True), bar, queue)
 
-    def ray(self, runs: list[Run], bar: tqdm) -> None:
+    def ray(self, units: list[Unit], bar: tqdm) -> None:
         import ray
-        remote = ray.remote(max_retries=0)(worker.execute)
+        remote = ray.remote(max_retries=0)(worker.execute_unit)
         # runs with a memory cap get a fresh worker process each, so RLIMIT_AS never outlives them
-        remote_fresh = ray.remote(max_retries=0, max_calls=1)(worker.execute)
+        remote_fresh = ray.remote(max_retries=0, max_calls=1)(worker.execute_unit)
         cluster_cpus = int(ray.cluster_resources().get("CPU", self.opt.workers))
         capacity = max(1, cluster_cpus if self.opt.address else min(self.opt.workers, cluster_cpus))
-        queue = collections.deque(runs)
+        queue = collections.deque(units)
         pending: dict = {}
         try:
             while queue or pending:
                 while queue and len(pending) < capacity:
-                    run = queue.popleft()
-                    res = run.resources
+                    unit = queue.popleft()
+                    res = unit[0].resources
                     opts = {"num_cpus": res.cpus, "num_gpus": res.gpus}
                     fn = remote
                     if res.memory_mb:
                         opts["memory"] = res.memory_mb * 1024 * 1024
                         fn = remote_fresh
-                    pending[fn.options(**opts).remote(run)] = (run, time.monotonic())
+                    pending[fn.options(**opts).remote(unit)] = (unit, time.monotonic())
                 ready, _ = ray.wait(list(pending), num_returns=1, timeout=0.5)
                 for ref in ready:
-                    run, _t0 = pending.pop(ref)
+                    unit, _t0 = pending.pop(ref)
                     try:
-                        outcome = ray.get(ref)
+                        outcomes = ray.get(ref)
                     except Exception as exc:  # worker died (segfault, OOM kill) or Ray error
-                        outcome = worker.Outcome(run, False, error=f"{type(exc).__name__}: {exc}",
-                                                 cause="worker died")
-                    self.record(outcome, bar, queue)
-                timeout = self.opt.timeout_s
+                        outcomes = [worker.Outcome(r, False, error=f"{type(exc).__name__}: {exc}",
+                                                   cause="worker died") for r in unit]
+                    self.record(unit, outcomes, bar, queue)
                 now = time.monotonic()
-                for ref, (run, t0) in list(pending.items()):
-                    limit = run.resources.timeout_s or timeout
+                for ref, (unit, t0) in list(pending.items()):
+                    limit = unit[0].resources.timeout_s or self.opt.timeout_s
                     if limit and now - t0 > limit:
                         ray.cancel(ref, force=True)
                         pending.pop(ref)
-                        self.record(worker.Outcome(run, False, wall_s=now - t0, cause="timeout",
-                                                   error=f"run exceeded its timeout of {limit:g} s"), bar, queue)
+                        outcomes = [worker.Outcome(r, False, wall_s=now - t0, cause="timeout",
+                                                   error=f"run exceeded its timeout of {limit:g} s") for r in unit]
+                        self.record(unit, outcomes, bar, queue)
         except KeyboardInterrupt:
             for ref in pending:
                 ray.cancel(ref, force=True)
@@ -259,14 +284,15 @@ def execute_runs(runs: list[Run], study_dir: Path, options: Options, summary: Su
     summary.skipped += len({r.run_id for r in runs if r.run_id in stored} & new)
     if not todo:
         return
+    units = make_units(todo, runs)
     ex = _Execution(study_dir, options, summary)
-    with tqdm(total=len(todo), desc=desc, unit="run", disable=not options.progress, file=sys.stderr,
-              dynamic_ncols=True) as bar:
+    with tqdm(total=sum(len(u) for u in units), desc=desc, unit="run", disable=not options.progress,
+              file=sys.stderr, dynamic_ncols=True) as bar:
         if options.backend == "serial":
-            ex.serial(todo, bar)
+            ex.serial(units, bar)
         else:
             init_ray(options)
-            ex.ray(todo, bar)
+            ex.ray(units, bar)
 
 
 def run_study(study: Study, root: str | Path = "results", options: Options = Options()) -> Summary:

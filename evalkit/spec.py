@@ -33,7 +33,8 @@ SELECTS = ("per_env", "cross_env")
 MODES = ("standard", "tuning_agnostic")
 
 TOP_KEYS = {"name", "description", "seed", "runs", "metric", "envs", "algorithms", "evaluation",
-            "tuning", "resources", "mode"}
+            "tuning", "resources", "mode", "batch_seeds"}
+DEFAULT_BATCH = 8  # seeds per block when an agent can train seeds together and batch_seeds = "auto"
 ENV_KEYS = {"steps", "id", "entry", "kwargs", "reference"}
 ALG_KEYS = {"agent", "config", "sweep", "samples", "env_config", "envs", "resources", "command",
             "hyperparameters", "log_format", "log_pattern"}
@@ -144,6 +145,7 @@ class Study:
     resources: Resources
     mode: str = "standard"
     description: str = ""
+    batch_seeds: int | str = "auto"  # "auto" | 1 (never) | N seeds per block
 
     def env(self, name: str) -> EnvSpec:
         return next(e for e in self.envs if e.name == name)
@@ -189,11 +191,18 @@ class Run:
     command: str | None = None
     log_format: str | None = None
     log_pattern: str | None = None
+    batch: int = 1  # seeds trained together in one process (fixed blocks of seed indices)
+
+    @property
+    def block_key(self) -> tuple:
+        """Identity of the fixed seed block this run belongs to (seed indices b*batch..)."""
+        return (self.algorithm, self.setting, self.env, self.phase, self.steps, self.seed_index // self.batch)
 
     def describe(self) -> str:
         hp = ", ".join(f"{k}={v}" for k, v in self.setting_values.items())
         return (f"{self.run_id}  {self.phase:4s}  {self.algorithm:>12s}  {self.env:>16s}  "
-                f"seed[{self.seed_index}]={self.seed}  steps={self.steps}" + (f"  {hp}" if hp else ""))
+                f"seed[{self.seed_index}]={self.seed}  steps={self.steps}" + (f"  {hp}" if hp else "")
+                + (f"  batch={self.batch}" if self.batch > 1 else ""))
 
 
 # ---------------------------------------------------------------- parsing helpers
@@ -311,10 +320,13 @@ def parse_study(raw: dict, path: str | Path = "<study>") -> Study:
         if tuning.scheduler != "none" and tuning.min_steps is None:
             raise c.fail("tuning.min_steps", "the smallest step budget of successive halving", "nothing")
     mode = c.str_(raw.get("mode", "standard"), "mode", MODES)
+    batch_seeds = raw.get("batch_seeds", "auto")
+    if batch_seeds != "auto":
+        batch_seeds = c.int_(batch_seeds, "batch_seeds")
     description = c.str_(raw.get("description", ""), "description")
     algs = _algorithms(c, c.table(raw["algorithms"], "algorithms"), envs, resources, tuning, mode)
     return Study(Path(path), name, seed, runs, metric, envs, algs, evaluation, tuning, resources,
-                 mode, description)
+                 mode, description, batch_seeds)
 
 
 def _resources(c: _Checker, raw: Any, key: str, default: Resources) -> Resources:
@@ -600,11 +612,36 @@ def agent_defaults(alg: AlgorithmSpec) -> dict[str, Any]:
     return {n: h.default for n, h in info.hyperparameters.items()}
 
 
+def supports_batching(alg: AlgorithmSpec) -> bool:
+    """Whether the algorithm's agent can train several seeds in one process (``train_batch``)."""
+    if alg.command is not None or alg.agent in ("command", "imported"):
+        return False
+    from evalkit import registry
+    info = registry.resolve_agent(alg.agent)
+    return hasattr(importlib.import_module(info.module), "train_batch")
+
+
+def batch_size(study: Study, alg: AlgorithmSpec, n_runs: int) -> int:
+    """Seeds per block for an algorithm's runs of one setting (1 = unbatched).
+
+    Blocks are fixed by the study: seed indices ``[k*B, (k+1)*B)``; a block holds fewer seeds only
+    when the study has fewer runs. ``batch_seeds = "auto"`` uses :data:`DEFAULT_BATCH` for agents
+    with ``train_batch``.
+    """
+    want = DEFAULT_BATCH if study.batch_seeds == "auto" else int(study.batch_seeds)
+    if want <= 1 or n_runs < 2 or not supports_batching(alg):
+        return 1
+    return want
+
+
 def make_run(study: Study, alg: AlgorithmSpec, env: EnvSpec, values: Mapping[str, Any], phase: str,
-             seed_index: int, defaults: Mapping[str, Any] | None = None, steps: int | None = None) -> Run:
+             seed_index: int, defaults: Mapping[str, Any] | None = None, steps: int | None = None,
+             batch: int = 1, n_runs: int | None = None) -> Run:
     """Build one :class:`Run`: config = agent defaults <- algorithm config <- env overrides <- setting.
 
     ``steps`` overrides the env's budget (a successive-halving rung); it is part of the run's id.
+    ``batch`` > 1 trains the run in a block of seeds; the block size and the block's member count
+    (``n_runs``) are part of the id, so batched and unbatched results never mix.
     """
     defaults = agent_defaults(alg) if defaults is None else defaults
     if steps is not None:
@@ -617,13 +654,16 @@ def make_run(study: Study, alg: AlgorithmSpec, env: EnvSpec, values: Mapping[str
                 "evaluation": [study.evaluation.every, study.evaluation.episodes] if study.evaluation else None}
     if alg.command is not None:
         identity["command"] = alg.command
+    if batch > 1:
+        first = seed_index // batch * batch
+        identity["batch"] = [batch, min(batch, (n_runs or batch) - first)]
     return Run(run_id=seeding.short_hash(canonical_json(identity), 16), study=study.name, algorithm=alg.name,
                agent=alg.agent, env=env.name, env_id=env.id, env_kwargs=dict(env.kwargs), entry=env.entry,
                phase=phase, seed_index=seed_index, seed=seed,
                eval_seed=seeding.run_seed(study.seed, env.name, "evaluation-env", seed_index),
                steps=env.steps, config=config, setting=setting_id(values), setting_values=dict(values),
                evaluation=study.evaluation, resources=alg.resources, command=alg.command,
-               log_format=alg.log_format, log_pattern=alg.log_pattern)
+               log_format=alg.log_format, log_pattern=alg.log_pattern, batch=batch)
 
 
 def agnostic_values(study: Study, alg: AlgorithmSpec, env: EnvSpec, seed_index: int) -> dict[str, Any]:
@@ -654,9 +694,10 @@ def expand(study: Study, proposals: Mapping[str, list[dict[str, Any]]] | None = 
                     runs.append(dataclasses.replace(run, setting="agnostic"))
                 continue
             phase, n = ("tune", study.tuning.runs) if study.tuning else ("eval", study.runs)
+            batch = batch_size(study, alg, n)
             for values in points:
                 for i in range(n):
-                    runs.append(make_run(study, alg, env, values, phase, i, defaults))
+                    runs.append(make_run(study, alg, env, values, phase, i, defaults, batch=batch, n_runs=n))
     return runs
 
 
@@ -667,7 +708,9 @@ def evaluation_runs(study: Study, selection: Mapping[tuple[str, str], Mapping[st
         defaults = agent_defaults(alg)
         for env in study.envs_of(alg):
             values = selection[(alg.name, env.name)]
-            runs.extend(make_run(study, alg, env, values, "eval", i, defaults) for i in range(study.runs))
+            batch = batch_size(study, alg, study.runs)
+            runs.extend(make_run(study, alg, env, values, "eval", i, defaults, batch=batch, n_runs=study.runs)
+                        for i in range(study.runs))
     return runs
 
 

@@ -136,10 +136,12 @@ def halving_stage(study: Study, study_dir: Path, execute: Execute) -> list[Run]:
         runs = []
         for alg in study.algorithms:
             defaults = spec.agent_defaults(alg)
+            batch = spec.batch_size(study, alg, tuning.runs)
             for env in study.envs_of(alg):
                 for values in survivors[alg.name]:
-                    runs += [spec.make_run(study, alg, env, values, "tune", i, defaults,
-                                           steps=None if final else budget) for i in range(tuning.runs)]
+                    runs += [spec.make_run(study, alg, env, values, "tune", i, defaults, batch=batch,
+                                           steps=None if final else budget, n_runs=tuning.runs)
+                             for i in range(tuning.runs)]
         execute(runs, f"tuning rung {rung}")
         all_runs += runs
         if final:

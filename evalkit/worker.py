@@ -6,6 +6,7 @@ multi-node Ray cluster needs no shared filesystem.
 
 from __future__ import annotations
 
+import importlib
 import math
 import resource
 import time
@@ -88,6 +89,40 @@ def execute(run: Run, in_process: bool = False) -> Outcome:
         output = getattr(exc, "evalkit_output", "")
         return Outcome(run, False, wall_s=time.perf_counter() - t0, error=traceback.format_exc(),
                        cause=cause, output=output)
+
+
+def execute_unit(unit: tuple[Run, ...], in_process: bool = False) -> list[Outcome]:
+    """Execute one unit: a single run, or a block of seeds of one setting through the agent's
+    ``train_batch`` (all seeds in one process, one batched computation). Never raises."""
+    if len(unit) == 1 and unit[0].batch <= 1:
+        return [execute(unit[0], in_process)]
+    t0 = time.perf_counter()
+    first = unit[0]
+    try:
+        import torch
+        torch.set_num_threads(1)
+        register_env(first)
+        if not in_process:
+            limit_memory(first.resources.memory_mb)
+        from agents.common import Evaluation, ListLog
+        from evalkit import registry
+        info = registry.resolve_agent(first.agent)
+        train_batch = getattr(importlib.import_module(info.module), "train_batch")
+        config = info.config_cls(**first.config) if info.config_cls is not None else dict(first.config)
+        logs = [ListLog() for _ in unit]
+        evaluation = ([Evaluation(r.evaluation.every, r.evaluation.episodes, r.eval_seed % 2**32) for r in unit]
+                      if first.evaluation else None)
+        train_batch(first.env_id, config, [r.seed for r in unit], first.steps, logs,
+                    env_kwargs=dict(first.env_kwargs), evaluation=evaluation)
+        wall = (time.perf_counter() - t0) / len(unit)
+        return [Outcome(r, True, log.rows, wall, agent_hash=info.source_hash) for r, log in zip(unit, logs)]
+    except MemoryError:
+        err = traceback.format_exc()
+        return [Outcome(r, False, wall_s=time.perf_counter() - t0, error=err, cause="memory") for r in unit]
+    except BaseException as exc:  # a failing batch must not take the runner down
+        err = traceback.format_exc()
+        cause = getattr(exc, "evalkit_cause", "exception")
+        return [Outcome(r, False, wall_s=time.perf_counter() - t0, error=err, cause=cause) for r in unit]
 
 
 def diverged(rows: list[dict[str, Any]]) -> bool:
