@@ -81,8 +81,9 @@ def _diverged(run: pd.DataFrame, extra_cols: list[str]) -> bool:
     """
     if not np.isfinite(run["return"].to_numpy(float)).all():
         return True
+    train = run[run["mode"] == "train"].sort_values(["step", "episode"], kind="stable")  # extras: training rows
     for c in extra_cols:
-        v = pd.to_numeric(run[c], errors="coerce").to_numpy(float)
+        v = pd.to_numeric(train[c], errors="coerce").to_numpy(float)
         if np.isinf(v).any():
             return True
         finite = np.isfinite(v)

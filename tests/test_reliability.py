@@ -145,3 +145,16 @@ def test_worker_death_is_a_failed_run_and_the_study_goes_on(ray_instance, write_
     assert summary.completed == 1 and len(summary.failed) == 1
     (record,) = store.read_failures(tmp_path / "rel").values()
     assert record["cause"] == cause and record["attempts"] == 2
+
+
+def test_extras_missing_on_evaluation_rows_or_before_learning_are_not_divergence():
+    import pandas as pd
+    base = {"run_id": "r", "algorithm": "a", "agent": "x", "env": "E", "phase": "eval", "seed_index": 0, "seed": 1,
+            "setting": "default", "budget": 40, "length": 10}
+    rows = [dict(base, mode="train", step=10, episode=0, **{"return": 1.0, "loss": float("nan")}),
+            dict(base, mode="train", step=20, episode=1, **{"return": 2.0, "loss": 0.5}),
+            dict(base, mode="eval", step=20, episode=0, **{"return": 3.0, "loss": float("nan")}),
+            dict(base, mode="train", step=30, episode=2, **{"return": 2.0, "loss": 0.4})]
+    assert not metrics.run_scores(pd.DataFrame(rows))["diverged"].item()
+    rows.append(dict(base, mode="train", step=40, episode=3, **{"return": 2.0, "loss": float("nan")}))
+    assert metrics.run_scores(pd.DataFrame(rows))["diverged"].item()
