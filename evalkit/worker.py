@@ -82,6 +82,8 @@ def execute(run: Run, in_process: bool = False) -> Outcome:
         info.train(run.env_id, config, run.seed, run.steps, log, env_kwargs=dict(run.env_kwargs),
                    evaluation=evaluation)
         return Outcome(run, True, log.rows, time.perf_counter() - t0, agent_hash=info.source_hash)
+    except KeyboardInterrupt:  # Ctrl-C belongs to the runner, not to the run
+        raise
     except MemoryError:
         return Outcome(run, False, wall_s=time.perf_counter() - t0, error=traceback.format_exc(), cause="memory")
     except BaseException as exc:  # a failing agent must not take the runner down
@@ -116,6 +118,8 @@ def execute_unit(unit: tuple[Run, ...], in_process: bool = False) -> list[Outcom
                     env_kwargs=dict(first.env_kwargs), evaluation=evaluation)
         wall = (time.perf_counter() - t0) / len(unit)
         return [Outcome(r, True, log.rows, wall, agent_hash=info.source_hash) for r, log in zip(unit, logs)]
+    except KeyboardInterrupt:
+        raise
     except MemoryError:
         err = traceback.format_exc()
         return [Outcome(r, False, wall_s=time.perf_counter() - t0, error=err, cause="memory") for r in unit]

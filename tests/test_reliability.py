@@ -158,3 +158,54 @@ def test_extras_missing_on_evaluation_rows_or_before_learning_are_not_divergence
     assert not metrics.run_scores(pd.DataFrame(rows))["diverged"].item()
     rows.append(dict(base, mode="train", step=40, episode=3, **{"return": 2.0, "loss": float("nan")}))
     assert metrics.run_scores(pd.DataFrame(rows))["diverged"].item()
+
+
+def test_ctrl_c_stops_cleanly_keeping_completed_runs(write_study, tmp_path):
+    path = write_study(STUDY.format(runs=20, config="sleep = 0.02"))
+    proc = subprocess.Popen(cli("run", str(path), "--serial", "--no-progress", root=tmp_path), cwd=REPO,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    runs_dir = tmp_path / "rel" / "runs"
+    deadline = time.time() + 60
+    while time.time() < deadline and len(list(runs_dir.glob("*/*/*.parquet"))) < 3:
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGINT)
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 130
+    assert "run the same command again to resume" in err and "Traceback" not in err
+    stored = len(store.scan(tmp_path / "rel", repair=False))
+    assert 3 <= stored < 40 and not list(runs_dir.glob("*/*/.*.tmp"))
+
+
+AGENT_SRC = '''
+from dataclasses import dataclass
+from agents.common import hp
+
+@dataclass(frozen=True)
+class Config:
+    scale: float = hp(1.0, low=0, high=10)
+
+def train(env_id, config, seed, steps, log, *, env_kwargs=None, evaluation=None):
+    log.episode(steps, VALUE * config.scale, steps)
+'''
+
+
+def test_status_flags_runs_of_changed_agent_code_and_rerun_stale_redoes_them(write_study, tmp_path, monkeypatch):
+    pkg = tmp_path / "code"
+    pkg.mkdir()
+    (pkg / "myagent.py").write_text("VALUE = 1.0\n" + AGENT_SRC)
+    monkeypatch.syspath_prepend(str(pkg))
+    text = "name = 'stale'\nruns = 2\n[envs.CartPole-v1]\nsteps = 10\n[algorithms.m]\nagent = 'myagent:train'\n"
+    study = spec.load_study(write_study(text))
+    opts = runner.Options(backend="serial", progress=False)
+    runner.run_study(study, tmp_path, opts)
+    assert status.study_status(study, tmp_path / "stale")["stale"].tolist() == [0]
+    (pkg / "myagent.py").write_text("VALUE = 2.0\n" + AGENT_SRC)
+    import importlib, sys
+    sys.modules.pop("myagent", None)
+    importlib.invalidate_caches()
+    assert status.study_status(study, tmp_path / "stale")["stale"].tolist() == [2]
+    assert runner.run_study(study, tmp_path, opts).completed == 0  # plain rerun keeps them
+    summary = runner.run_study(study, tmp_path, runner.Options(backend="serial", progress=False, rerun_stale=True))
+    assert summary.completed == 2
+    assert set(store.load(tmp_path / "stale")["return"]) == {2.0}
+    assert status.study_status(study, tmp_path / "stale")["stale"].tolist() == [0]
