@@ -1,46 +1,13 @@
 """A2C: n-step advantages by hand, exact step accounting with several env copies, seeding, learning."""
 
-import gymnasium as gym
 import numpy as np
 import pytest
 import torch
-from gymnasium.envs.classic_control.cartpole import CartPoleEnv
 
 from agents import a2c
 from agents.common import Evaluation, ListLog, hyperparameters
 
-ENV_STEPS = {"n": 0}
-
-
-class CountingCartPole(CartPoleEnv):
-    def step(self, action):
-        ENV_STEPS["n"] += 1
-        return super().step(action)
-
-
-class OneState(gym.Env):
-    """One state, one action, reward 1 per step; ends every step by termination or by a time limit."""
-
-    observation_space = gym.spaces.Discrete(1)
-    action_space = gym.spaces.Discrete(1)
-
-    def __init__(self, terminate: bool = False):
-        self.terminate = terminate
-
-    def reset(self, *, seed=None, options=None):
-        super().reset(seed=seed)
-        return 0, {}
-
-    def step(self, action):
-        return 0, 1.0, self.terminate, False, {}
-
-
-if "EvalkitTest/CountingCartPoleA2C-v0" not in gym.registry:
-    gym.register(id="EvalkitTest/CountingCartPoleA2C-v0", entry_point=CountingCartPole, max_episode_steps=500)
-for _id, _kw, _limit in [("EvalkitTest/OneStateTruncatedA2C-v0", {}, 1),
-                          ("EvalkitTest/OneStateTerminalA2C-v0", {"terminate": True}, None)]:
-    if _id not in gym.registry:
-        gym.register(id=_id, entry_point=OneState, kwargs=_kw, max_episode_steps=_limit)
+from tests.toy_envs import COUNTING_CARTPOLE, ENV_STEPS, ONE_STATE
 
 
 @pytest.fixture(autouse=True)
@@ -78,7 +45,7 @@ def test_exact_step_accounting_and_evaluation(n_envs):
     ENV_STEPS["n"] = 0
     log = ListLog()
     cfg = a2c.Config(n_envs=n_envs, n_steps=4)
-    a2c.train("EvalkitTest/CountingCartPoleA2C-v0", cfg, 0, 301, log,
+    a2c.train(COUNTING_CARTPOLE, cfg, 0, 301, log,
               evaluation=Evaluation(every=100, episodes=1, seed=3))
     train = [r for r in log.rows if r["mode"] == "train"]
     evals = [r for r in log.rows if r["mode"] == "eval"]
@@ -124,7 +91,7 @@ def test_truncation_bootstraps_termination_does_not(monkeypatch):
             return nets[-1]
 
         monkeypatch.setattr(a2c, "mlp", spy)
-        a2c.train(f"EvalkitTest/OneState{kind}A2C-v0", a2c.Config(gamma=0.5, lr=1e-3, n_envs=2), 0, 3000, ListLog())
+        a2c.train(ONE_STATE[kind], a2c.Config(gamma=0.5, lr=1e-3, n_envs=2), 0, 3000, ListLog())
         monkeypatch.setattr(a2c, "mlp", build)
         with torch.no_grad():
             values[kind] = float(nets[1](torch.zeros(1)))

@@ -2,10 +2,8 @@
 
 import dataclasses
 
-import gymnasium as gym
 import numpy as np
 import pytest
-from gymnasium.envs.classic_control.cartpole import CartPoleEnv
 
 import evalkit.envs  # noqa: F401  (CliffWorld-v0)
 from agents import expected_sarsa, q_learning, sarsa, tabular_q_learning, tabular_sarsa
@@ -14,37 +12,7 @@ from agents.common import Evaluation, ListLog, hyperparameters
 
 TILE_AGENTS = [sarsa, expected_sarsa, q_learning]
 TABULAR_AGENTS = [tabular_sarsa, tabular_q_learning]
-ENV_STEPS = {"n": 0}
-
-
-class CountingCartPole(CartPoleEnv):
-    def step(self, action):
-        ENV_STEPS["n"] += 1
-        return super().step(action)
-
-
-class OneState(gym.Env):
-    """One state, one action, reward 1 per step; ends every step by termination or by a time limit."""
-
-    observation_space = gym.spaces.Discrete(1)
-    action_space = gym.spaces.Discrete(1)
-
-    def __init__(self, terminate: bool = False):
-        self.terminate = terminate
-
-    def reset(self, *, seed=None, options=None):
-        super().reset(seed=seed)
-        return 0, {}
-
-    def step(self, action):
-        return 0, 1.0, self.terminate, False, {}
-
-
-for _id, _entry, _kw, _limit in [("EvalkitTest/CountingCartPoleTD-v0", CountingCartPole, {}, 500),
-                                 ("EvalkitTest/OneStateTruncated-v0", OneState, {}, 1),
-                                 ("EvalkitTest/OneStateTerminal-v0", OneState, {"terminate": True}, None)]:
-    if _id not in gym.registry:
-        gym.register(id=_id, entry_point=_entry, kwargs=_kw, max_episode_steps=_limit)
+from tests.toy_envs import COUNTING_CARTPOLE, ENV_STEPS, ONE_STATE
 
 
 def test_names_and_configs_follow_the_contract():
@@ -70,9 +38,9 @@ def test_truncation_bootstraps_termination_does_not():
     # reward 1 every step, gamma 0.5: a time limit is not the end of the task, so Q -> 1 / (1 - 0.5) = 2;
     # a true termination makes Q -> 1
     cfg = TabularConfig(alpha=0.1, epsilon=0.0, gamma=0.5)
-    w_trunc = train_td_control("q_learning", tabular_features, "EvalkitTest/OneStateTruncated-v0", cfg, 0, 2000,
+    w_trunc = train_td_control("q_learning", tabular_features, ONE_STATE["Truncated"], cfg, 0, 2000,
                                ListLog())
-    w_term = train_td_control("q_learning", tabular_features, "EvalkitTest/OneStateTerminal-v0", cfg, 0, 2000,
+    w_term = train_td_control("q_learning", tabular_features, ONE_STATE["Terminal"], cfg, 0, 2000,
                               ListLog())
     assert w_trunc[0, 0] == pytest.approx(2.0, abs=1e-3)
     assert w_term[0, 0] == pytest.approx(1.0, abs=1e-3)
@@ -82,7 +50,7 @@ def test_truncation_bootstraps_termination_does_not():
 def test_tile_agents_step_accounting_seeding_and_evaluation(mod):
     ENV_STEPS["n"] = 0
     log = ListLog()
-    mod.train("EvalkitTest/CountingCartPoleTD-v0", mod.Config(), 3, 777, log,
+    mod.train(COUNTING_CARTPOLE, mod.Config(), 3, 777, log,
               evaluation=Evaluation(every=300, episodes=2, seed=99))
     train = [r for r in log.rows if r["mode"] == "train"]
     evals = [r for r in log.rows if r["mode"] == "eval"]

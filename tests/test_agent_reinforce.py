@@ -1,46 +1,13 @@
 """REINFORCE: reward-to-go by hand, sampling, step accounting, seeding, learning on CartPole."""
 
-import gymnasium as gym
 import numpy as np
 import pytest
 import torch
-from gymnasium.envs.classic_control.cartpole import CartPoleEnv
 
 from agents import reinforce
 from agents.common import Evaluation, ListLog, hyperparameters
 
-ENV_STEPS = {"n": 0}
-
-
-class CountingCartPole(CartPoleEnv):
-    def step(self, action):
-        ENV_STEPS["n"] += 1
-        return super().step(action)
-
-
-class OneState(gym.Env):
-    """One state, one action, reward 1 per step; ends every step by termination or by a time limit."""
-
-    observation_space = gym.spaces.Discrete(1)
-    action_space = gym.spaces.Discrete(1)
-
-    def __init__(self, terminate: bool = False):
-        self.terminate = terminate
-
-    def reset(self, *, seed=None, options=None):
-        super().reset(seed=seed)
-        return 0, {}
-
-    def step(self, action):
-        return 0, 1.0, self.terminate, False, {}
-
-
-if "EvalkitTest/CountingCartPoleReinforce-v0" not in gym.registry:
-    gym.register(id="EvalkitTest/CountingCartPoleReinforce-v0", entry_point=CountingCartPole, max_episode_steps=500)
-for _id, _kw, _limit in [("EvalkitTest/OneStateTruncatedReinforce-v0", {}, 1),
-                          ("EvalkitTest/OneStateTerminalReinforce-v0", {"terminate": True}, None)]:
-    if _id not in gym.registry:
-        gym.register(id=_id, entry_point=OneState, kwargs=_kw, max_episode_steps=_limit)
+from tests.toy_envs import COUNTING_CARTPOLE, ENV_STEPS, ONE_STATE
 
 
 @pytest.fixture(autouse=True)
@@ -75,7 +42,7 @@ def test_step_accounting_evaluation_and_extras():
     ENV_STEPS["n"] = 0
     log = ListLog()
     cfg = reinforce.Config(batch_steps=100)
-    reinforce.train("EvalkitTest/CountingCartPoleReinforce-v0", cfg, 0, 555, log,
+    reinforce.train(COUNTING_CARTPOLE, cfg, 0, 555, log,
                     evaluation=Evaluation(every=250, episodes=2, seed=7))
     train = [r for r in log.rows if r["mode"] == "train"]
     evals = [r for r in log.rows if r["mode"] == "eval"]
@@ -117,7 +84,7 @@ def test_truncation_bootstraps_termination_does_not(monkeypatch):
             return nets[-1]
 
         monkeypatch.setattr(reinforce, "mlp", spy)
-        reinforce.train(f"EvalkitTest/OneState{kind}Reinforce-v0", reinforce.Config(gamma=0.5, value_lr=1e-2, batch_steps=16), 0, 3000, ListLog())
+        reinforce.train(ONE_STATE[kind], reinforce.Config(gamma=0.5, value_lr=1e-2, batch_steps=16), 0, 3000, ListLog())
         monkeypatch.setattr(reinforce, "mlp", build)
         with torch.no_grad():
             values[kind] = float(nets[1](torch.zeros(1)))
