@@ -1,11 +1,12 @@
 """Stratified bootstrap confidence intervals (Agarwal et al. 2021; Efron & Tibshirani 1993).
 
-Runs are resampled with replacement independently within each task. For the named aggregates a
-resample is represented by its counts (how often each run of each task is drawn): drawing counts
-for thousands of resamples is one ``bincount``, and the aggregates are matrix products on them
-(:mod:`evalkit.stats.aggregates`), so memory is bounded by ``chunk`` resamples at a time and
-nothing is sorted per resample. Any other aggregate (a callable on a (runs, tasks) matrix)
-is evaluated on materialised resamples, chunk by chunk.
+Runs are resampled with replacement independently within each task. For the named aggregates all
+resamples of a chunk are drawn at once as small integers (one ``(chunk, tasks, runs)`` array) and
+evaluated together by :func:`evalkit.stats.aggregates.resample_aggregates` (per-task means by one
+matrix product, IQM by sorting 16-bit global ranks), so memory is bounded by ``chunk`` resamples
+and there is no per-resample Python loop. Any other aggregate (a callable on a (runs, tasks)
+matrix) is evaluated on materialised resamples, chunk by chunk. BCa's jackknife uses the exact
+count form of the aggregates (:data:`evalkit.stats.aggregates.COUNT_AGGREGATES`).
 """
 
 from __future__ import annotations
@@ -23,12 +24,19 @@ METHODS = ("percentile", "bca")
 
 
 def resample_counts(rng: np.random.Generator, runs: int, tasks: int, reps: int) -> np.ndarray:
-    """(reps, runs * tasks) counts of a stratified bootstrap: column ``task * runs + run``."""
-    draws = rng.integers(0, runs, size=(reps, tasks, runs), dtype=np.int32)
-    draws += (np.arange(tasks, dtype=np.int32) * runs)[None, :, None]
-    flat = draws.reshape(reps, -1) + (np.arange(reps, dtype=np.int64) * runs * tasks)[:, None]
-    counts = np.bincount(flat.ravel(), minlength=reps * runs * tasks).reshape(reps, runs * tasks)
-    return counts.astype(np.int16 if runs < 2**15 else np.int64)
+    """(reps, runs * tasks) counts of a stratified bootstrap: column ``task * runs + run``.
+
+    Each task's ``runs`` draws are uniform over its runs; counts are accumulated draw by draw with
+    one comparison against ``arange(runs)`` (faster than a ``bincount`` over all draws).
+    """
+    small = runs <= 127
+    draws = rng.integers(0, runs, size=(runs, reps, tasks), dtype=np.int8 if small else np.int64)
+    counts = np.zeros((runs, reps, tasks), np.int16 if runs < 2**15 else np.int64)  # [run, rep, task]
+    for k in range(runs):
+        draw = draws[k]
+        for j in range(runs):
+            counts[j] += draw == j
+    return np.ascontiguousarray(counts.transpose(1, 2, 0)).reshape(reps, tasks * runs)
 
 
 def _chunks(reps: int, chunk: int):
@@ -50,10 +58,12 @@ def bootstrap_distribution(scores: np.ndarray, aggregate: str | Callable | tuple
     out = []
     if isinstance(aggregate, (str, tuple)):
         names = (aggregate,) if isinstance(aggregate, str) else aggregate
-        fns = [agg.COUNT_AGGREGATES[n] for n in names]
+        # resamples as (n, tasks, runs) values: one small-integer draw and one gather per chunk
+        offsets = (np.arange(tasks, dtype=np.intp) * runs)[None, :, None]
+        small = np.uint8 if runs <= 255 else np.intp
         for n in _chunks(reps, chunk):
-            counts = resample_counts(rng, runs, tasks, n)
-            out.append(np.stack([fn(counts, scores) for fn in fns]))
+            idx = rng.integers(0, runs, size=(n, tasks, runs), dtype=small) + offsets
+            out.append(agg.resample_aggregates(scores, idx, names))
         stacked = np.concatenate(out, axis=1)
         return stacked[0] if isinstance(aggregate, str) else stacked
     else:
