@@ -1,0 +1,76 @@
+"""DQN: truncation bootstrapping, exact step accounting, seeding, and learning on CartPole."""
+
+import numpy as np
+import torch
+
+from agents import dqn
+from agents.common import Evaluation, ListLog, hyperparameters
+from tests.toy_envs import COUNTING_CARTPOLE, ENV_STEPS, ONE_STATE
+
+torch.set_num_threads(1)
+SMALL = dqn.Config(learning_starts=50, train_frequency=4, gradient_steps=1, batch_size=16, hidden=16)
+
+
+def test_td_target_bootstraps_on_truncation_not_on_termination():
+    rewards = torch.tensor([1.0, 1.0])
+    next_q = torch.tensor([[2.0, 5.0], [2.0, 5.0]])
+    terminated = torch.tensor([0.0, 1.0])  # the first transition was truncated (or not done), the second terminated
+    y = dqn.td_target(rewards, next_q, terminated, gamma=0.5)
+    assert y.tolist() == [1.0 + 0.5 * 5.0, 1.0]
+
+
+def test_truncated_one_state_value_converges_to_the_discounted_sum():
+    # one state, reward 1 per step, every episode cut by a 1-step time limit: Q -> 1 / (1 - gamma) = 2
+    for kind, expected in (("Truncated", 2.0), ("Terminal", 1.0)):
+        cfg = dqn.Config(gamma=0.5, learning_starts=10, train_frequency=1, gradient_steps=1, batch_size=8,
+                         target_update_interval=5, learning_rate=1e-2, hidden=8)
+        captured = {}
+        original = dqn.update
+
+        def spy(q, target, opt, batch, config):
+            captured["q"] = q
+            return original(q, target, opt, batch, config)
+
+        dqn.update = spy
+        try:
+            dqn.train(ONE_STATE[kind], cfg, 0, 1500, ListLog())
+        finally:
+            dqn.update = original
+        value = float(captured["q"](torch.zeros(1, 1)).detach().squeeze())
+        assert abs(value - expected) < 0.15, (kind, value)
+
+
+def test_exact_step_accounting_and_evaluation_rows():
+    log = ListLog()
+    ENV_STEPS["n"] = 0
+    dqn.train(COUNTING_CARTPOLE, SMALL, 0, 777, log, evaluation=Evaluation(250, 2, 99))
+    evals = [r for r in log.rows if r["mode"] == "eval"]
+    assert ENV_STEPS["n"] == 777 + sum(r["length"] for r in evals)
+    train = [r for r in log.rows if r["mode"] == "train"]
+    assert sum(r["length"] for r in train) <= 777 and train[-1]["step"] <= 777
+    assert {r["step"] for r in evals} == {250, 500, 750}
+    assert all("epsilon" in r for r in train) and any("loss" in r for r in train)
+    assert not any("loss" in r for r in train if r["step"] <= SMALL.learning_starts)
+
+
+def test_same_seed_same_returns_and_different_seed_different():
+    def run(seed):
+        log = ListLog()
+        dqn.train("CartPole-v1", SMALL, seed, 600, log)
+        return log.returns()
+    assert np.array_equal(run(3), run(3))
+    assert not np.array_equal(run(3), run(4))
+
+
+def test_learns_cartpole_within_a_small_budget():
+    cfg = dqn.Config(learning_rate=1e-3, buffer_size=20_000, train_frequency=4, gradient_steps=1,
+                     target_update_interval=500, exploration_fraction=0.2, exploration_final_eps=0.02, hidden=64)
+    log = ListLog()
+    dqn.train("CartPole-v1", cfg, 1, 20_000, log)
+    returns = log.returns()
+    assert returns[-10:].mean() > 3 * returns[:10].mean() and returns[-10:].mean() > 80
+
+
+def test_config_declares_ranges():
+    info = hyperparameters(dqn.Config)
+    assert info["learning_rate"].log and info["loss"].choices == ("huber", "mse")
