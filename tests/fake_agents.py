@@ -18,6 +18,8 @@ class Config:
     fail_marker: str = hp("", help="raise while this file does not exist")
     sleep: float = hp(0.0, low=0.0, high=60.0, help="seconds to sleep per episode")
     episodes: int = hp(20, low=1, high=10_000, help="episodes to log")
+    quadratic: bool = hp(False, help="mean return -(mean - 2)^2 instead of mean: best setting at mean = 2")
+    noise: float = hp(1.0, low=0.0, high=100.0, help="std of the per-episode returns")
     crash: str = hp("", choices=("", "segfault", "abort", "memory", "hang", "nan"),
                     help="how the run with seed == fail_seed dies")
 
@@ -45,7 +47,8 @@ def train(env_id, config, seed, steps, log, *, env_kwargs=None, evaluation=None)
     for i in range(config.episodes):
         if config.sleep:
             time.sleep(config.sleep)
-        value = float(rng.normal(config.mean, 1.0))
+        center = -(config.mean - 2.0) ** 2 if config.quadratic else config.mean
+        value = float(rng.normal(center, config.noise))
         if config.crash == "nan" and seed == config.fail_seed and i == config.episodes - 1:
             value = float("nan")
         log.episode((i + 1) * length, value, length)
