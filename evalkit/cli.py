@@ -186,6 +186,18 @@ def cmd_audit(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_compare(args: argparse.Namespace) -> int:
+    from evalkit import compare
+    study, study_dir = _study_dir(args)
+    a, b = args.algorithms
+    result = compare.compare(study, study_dir, a, b, reps=args.reps, seed=args.seed)
+    out = _analysis_dir(study_dir)
+    _write_table(result.per_env.astype(str), out / f"compare_{a}_vs_{b}")
+    _write_table(result.aggregate, out / f"compare_{a}_vs_{b}_aggregate")
+    print(result.render())
+    return 0
+
+
 def cmd_import(args: argparse.Namespace) -> int:
     from evalkit import importer
     n = importer.import_file(args.file, args.name, args.root)
@@ -253,6 +265,14 @@ def build_parser() -> argparse.ArgumentParser:
     _add_root(p)
     p.add_argument("--reps", type=int, default=10_000, help="bootstrap resamples (default: 10000)")
     p.add_argument("--seed", type=int, default=0, help="bootstrap seed (default: 0)")
+
+    p = command("compare", cmd_compare, "compare two algorithms per env and across envs: CIs, tolerance "
+                "intervals, tests, probability of improvement, runs needed")
+    p.add_argument("study")
+    _add_root(p)
+    p.add_argument("--algorithms", nargs=2, required=True, metavar=("A", "B"), help="the two algorithm labels")
+    p.add_argument("--reps", type=int, default=10_000)
+    p.add_argument("--seed", type=int, default=0)
 
     p = command("sensitivity", cmd_sensitivity, "hyperparameter sensitivity and effective dimensionality "
                 "(Adkins et al. 2024)")
