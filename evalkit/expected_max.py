@@ -1,8 +1,8 @@
 """Expected maximum performance as a function of the tuning budget.
 
 Dodge, Gururangan, Card, Schwartz & Smith (EMNLP 2019), "Show Your Work: Improved Reporting of
-Experimental Results", Sec. 3, Eq. 1: with N setting scores sorted v(1) <= ... <= v(N), the
-expected best of n settings drawn uniformly with replacement is
+Experimental Results" (expected validation performance): with N setting scores sorted
+v(1) <= ... <= v(N), the expected best of n settings drawn uniformly with replacement is
 
     E[max of n] = sum_i v(i) * [(i/N)^n - ((i-1)/N)^n].
 
@@ -52,7 +52,7 @@ def _weights(N: int, budgets: np.ndarray) -> np.ndarray:
 
 
 def expected_max_performance(values, n):
-    """E[max of n scores drawn with replacement from ``values``] (Dodge et al. 2019, Eq. 1).
+    """E[max of n scores drawn with replacement from ``values``] (Dodge et al. 2019).
 
     ``values``: (N,) finite scores, one per hyperparameter setting (e.g. mean run score), higher is
     better. ``n``: a positive int or an array of them (n > N is allowed: draws are with
@@ -116,7 +116,7 @@ def expected_max_curve(values, budgets=None, reps: int = 2_000, seed=0, confiden
         draws = np.sort(v[rng.integers(0, len(v), size=(stop - start, len(v)))], axis=1)
         boot[start:stop] = draws @ W.T
     low, high = percentile_interval(boot, confidence)
-    method = "expected max of n settings (Dodge et al. 2019, Eq. 1); percentile bootstrap over settings"
+    method = "expected max of n settings (Dodge et al. 2019); percentile bootstrap over settings"
     return ExpectedMaxCurve(method, len(v), reps, confidence, b, point, low, high, std)
 
 
@@ -151,7 +151,7 @@ def _curve_frame(curve) -> pd.DataFrame:
 
 
 def ranking_flips(curves_by_algorithm) -> RankingFlips:
-    """Does the ranking of algorithms change with the tuning budget? (Dodge et al. 2019, Sec. 4.)
+    """Does the ranking of algorithms change with the tuning budget? (Dodge et al. 2019)
 
     ``curves_by_algorithm``: ``{algorithm: ExpectedMaxCurve}`` (or a table with ``budget`` and
     ``point``), or one long table with columns ``algorithm, budget, point``. Algorithms are
