@@ -130,10 +130,11 @@ def _phase_runs(study, study_dir: Path, phase: str | None = None):
 
 
 def cmd_sensitivity(args: argparse.Namespace) -> int:
-    from evalkit import sensitivity
+    from evalkit import selection, sensitivity
     study, study_dir = _study_dir(args)
     phase = "tune" if study.tuning else "eval"
-    runs = _phase_runs(study, study_dir, phase)
+    # tuned studies: the full-budget tuning runs (successive halving leaves truncated ones too)
+    runs = selection.tuning_scores(study, study_dir) if study.tuning else _phase_runs(study, study_dir, phase)
     hps = args.hyperparameters.split(",") if args.hyperparameters else None
     result = sensitivity.hyperparameter_sensitivity(runs, hyperparameters=hps, reps=args.reps, seed=args.seed,
                                                     normalize=not args.no_normalize)
