@@ -29,15 +29,36 @@ def t_test_power(effect: float, sd: float, n_a: int, n_b: int, alpha: float = 0.
     return float(sps.nct.sf(t, df, ncp) + sps.nct.cdf(-t, df, ncp))
 
 
-def runs_needed(effect: float, sd: float, alpha: float = 0.05, power: float = 0.8) -> int:
-    """Fewest runs per algorithm for the two-sided t-test to detect ``effect`` with ``power``."""
+def paired_t_test_power(effect: float, sd: float, n: int, alpha: float = 0.05) -> float:
+    """Power of the two-sided paired t-test (``sd``: of the per-seed differences) with ``n`` pairs."""
+    df = n - 1
+    ncp = effect / (sd / math.sqrt(n))
+    t = sps.t.ppf(1 - alpha / 2, df)
+    return float(sps.nct.sf(t, df, ncp) + sps.nct.cdf(-t, df, ncp))
+
+
+TESTS = ("welch", "paired")
+
+
+def runs_needed(effect: float, sd: float, alpha: float = 0.05, power: float = 0.8, test: str = "welch") -> int:
+    """Fewest runs per algorithm for the two-sided t-test to detect ``effect`` with ``power``.
+
+    ``test="welch"``: two independent samples of equal size and equal ``sd`` (Welch's degrees of
+    freedom are then exactly ``2n - 2``, so the pooled noncentral t is exact; equals statsmodels'
+    ``TTestIndPower``). ``test="paired"``: runs sharing seeds, ``sd`` the standard deviation of the
+    per-seed differences (statsmodels' ``TTestPower``); returns the number of pairs.
+    """
     _check(alpha, power)
+    if test not in TESTS:
+        raise ValueError(f"test: expected one of {TESTS}, found {test!r}")
     if not sd > 0 or not math.isfinite(sd):
         raise ValueError(f"sd: expected a positive standard deviation, found {sd!r}")
     if effect == 0 or not math.isfinite(effect):
         raise ValueError(f"effect: expected a non-zero finite difference, found {effect!r}")
+    power_at = ((lambda n: t_test_power(abs(effect), sd, n, n, alpha)) if test == "welch"
+                else (lambda n: paired_t_test_power(abs(effect), sd, n, alpha)))
     n = 2
-    while t_test_power(abs(effect), sd, n, n, alpha) < power:
+    while power_at(n) < power:
         n += 1
         if n > 1_000_000:
             raise ValueError("effect: too small to detect with fewer than a million runs")
