@@ -74,8 +74,12 @@ def _dry_run(study, args: argparse.Namespace) -> int:
     runs = spec.expand(study)
     for r in runs:
         print(r.describe())
+    t = study.tuning
+    if t is not None and t.search == "optuna":
+        print(f"tuning: Optuna (Ray Tune's OptunaSearch) proposes {t.budget} settings per algorithm in batches of "
+              f"{t.batch} while the study runs, {t.runs} tuning runs each (runs listed: those already proposed)")
     print(f"{len(runs)} runs" + (f" (tuning stage; then {study.runs} fresh-seed evaluation runs per "
-                                 f"algorithm x env of the selected setting)" if study.tuning else ""))
+                                 f"algorithm x env of the selected setting)" if t else ""))
     print("code this study executes:")
     for alg in study.algorithms:
         if alg.command is not None:
