@@ -15,7 +15,7 @@ from typing import Any
 
 import pandas as pd
 
-from evalkit import metrics, store
+from evalkit import metrics, spec, store
 from evalkit.errors import EvalkitError
 from evalkit.spec import Study
 
@@ -47,9 +47,20 @@ def tuning_scores(study: Study, study_dir: Path) -> pd.DataFrame:
 
 
 def _setting_values(runs: pd.DataFrame, study: Study, algorithm: str, setting: str) -> dict[str, Any]:
+    """The swept values of one stored setting, in the agent's declared types (a column shared with an
+    algorithm that lacks the hyperparameter holds NaN there, so pandas stores ints as floats)."""
     row = runs[(runs["algorithm"] == algorithm) & (runs["setting"] == setting)].iloc[0]
-    swept = [a.name for a in study.algorithm(algorithm).sweep]
-    return {name: _plain(row[f"hp.{name}"]) for name in swept}
+    alg = study.algorithm(algorithm)
+    defaults = spec.agent_defaults(alg)
+    out = {}
+    for axis in alg.sweep:
+        v = _plain(row[f"hp.{axis.name}"])
+        if isinstance(defaults.get(axis.name), bool) or isinstance(axis.values[0], bool):
+            v = bool(v)
+        elif isinstance(defaults.get(axis.name), int) or axis.kind == "randint":
+            v = int(round(v))
+        out[axis.name] = v
+    return out
 
 
 def _plain(v: Any) -> Any:

@@ -20,7 +20,8 @@ def study_status(study: Study, study_dir: Path) -> pd.DataFrame:
     if all(a.agent == "imported" for a in study.algorithms):
         return _stored_only(stored)
     from evalkit import tuning
-    runs = spec.expand(study, {a.name: tuning.load_proposals(study_dir, a.name) for a in study.algorithms})
+    runs = spec.expand(study, {a.name: [tuning.coerce(a, p) for p in tuning.load_proposals(study_dir, a.name)]
+                               for a in study.algorithms})
     if study.tuning:
         from evalkit import selection
         chosen = selection.load_selection(study_dir)

@@ -93,10 +93,24 @@ def _plain(config: dict[str, Any]) -> dict[str, Any]:
     return {k: (v.item() if hasattr(v, "item") else v) for k, v in config.items()}
 
 
+def coerce(alg: AlgorithmSpec, values: dict[str, Any]) -> dict[str, Any]:
+    """A searcher's proposal in the sweep's types: ``randint`` axes are ints (searchers and JSON
+    round trips may hand back 12.0), uniform/loguniform axes floats."""
+    kinds = {a.name: a.kind for a in alg.sweep}
+    out = {}
+    for k, v in _plain(values).items():
+        if kinds.get(k) == "randint":
+            v = int(round(v))
+        elif kinds.get(k) in ("uniform", "loguniform"):
+            v = float(v)
+        out[k] = v
+    return out
+
+
 def optuna_stage(study: Study, study_dir: Path, execute: Execute) -> dict[str, list[dict[str, Any]]]:
     """Run the model-based search batch by batch; returns the proposals per algorithm."""
     tuning = study.tuning
-    proposals = {a.name: load_proposals(study_dir, a.name) for a in study.algorithms}
+    proposals = {a.name: [coerce(a, p) for p in load_proposals(study_dir, a.name)] for a in study.algorithms}
     while True:
         runs = spec.expand(study, proposals)
         execute(runs, "tuning")
@@ -113,7 +127,7 @@ def optuna_stage(study: Study, study_dir: Path, execute: Execute) -> dict[str, l
                 value = objective.get(spec.setting_id(values), -math.inf)
                 searcher.add_evaluated_point(values, float(value) if np.isfinite(value) else -1e9)
             n_new = min(tuning.batch, tuning.budget - len(done))
-            new = [_plain(searcher.suggest(f"{alg.name}-{len(done) + i}")) for i in range(n_new)]
+            new = [coerce(alg, searcher.suggest(f"{alg.name}-{len(done) + i}")) for i in range(n_new)]
             proposals[alg.name] = done + new
             _record_proposals(study_dir, alg.name, proposals[alg.name])
 

@@ -128,3 +128,29 @@ name = "agnostic"
     runner.run_study(study, tmp_path, runner.Options(backend="serial", progress=False))
     scores = metrics.run_scores(store.load(tmp_path / "agnostic"))
     assert set(scores["label"]) == {"a"} and len(scores) == 6
+
+
+def test_selected_integer_hyperparameters_keep_their_type_next_to_algorithms_without_them(write_study, tmp_path):
+    text = """
+    name = "typed"
+    seed = 1
+    runs = 2
+    [envs.CartPole-v1]
+    steps = 60
+    [algorithms.a]
+    agent = "tests.fake_agents:train"
+    sweep = { episodes = { randint = [3, 10] } }
+    [algorithms.r]
+    agent = "random"
+    sweep = { repeat = [1, 2] }
+    [tuning]
+    runs = 2
+    search = "random"
+    budget = 2
+    """
+    study = spec.load_study(write_study(text))
+    summary = run(study.path, tmp_path)
+    assert summary.ok, summary.failed  # an int hyperparameter read back as 7.0 would crash the agent
+    sel = json.loads((tmp_path / "typed" / "selection.json").read_text())
+    values = {s["algorithm"]: s["setting"] for s in sel["selected"]}
+    assert isinstance(values["a"]["episodes"], int) and isinstance(values["r"]["repeat"], int)
