@@ -11,8 +11,9 @@ flag a run wrote about itself. Thresholds (documented in :data:`THRESHOLDS`):
   algorithm; an algorithm with fewer than half the settings of the best-tuned one -> warn.
 * ``seeds``: reported (evaluation) runs that reuse a tuning seed in the same env -> fail
   (maximization bias); best-of-many settings reported on the runs that chose them -> warn.
-* ``edge``: the selected value of a numeric hyperparameter swept over >= 3 values lies at the end
-  of the range tried -> warn (the optimum may lie outside).
+* ``edge``: the best setting's value of a numeric hyperparameter lies in the outer 10% of its
+  declared search range (log scale for loguniform axes and wide grids; the values tried for
+  imported data) -> warn (the optimum may lie outside: widen the range).
 * ``runs``: per env and pair of algorithms, the observed difference of means is below the
   minimum detectable effect of a two-sided Welch t-test (alpha 0.05, power 0.8) with the runs at
   hand -> warn (too few runs for the claimed difference).
@@ -32,7 +33,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from evalkit import metrics, store
+from evalkit import metrics
 from evalkit.spec import Study
 
 THRESHOLDS = {"budget_equal": 1.10, "budget_warn": 2.0, "settings_ratio_warn": 0.5, "alpha": 0.05,
@@ -168,20 +169,49 @@ def _best_setting(runs: pd.DataFrame, alg: str) -> pd.Series | None:
     return src[src["setting"] == best].iloc[0]
 
 
-def _rule_edge(runs: pd.DataFrame, algorithms: list[str]) -> list[Finding]:
+def _declared_ranges(study: Study, alg: str) -> dict[str, tuple[float, float, bool]]:
+    """``{hyperparameter: (low, high, log_scale)}`` of an algorithm's numeric sweep axes in the study file."""
+    try:
+        spec_alg = study.algorithm(alg)
+    except StopIteration:
+        return {}
+    out = {}
+    for axis in spec_alg.sweep:
+        vals = [v for v in axis.values if isinstance(v, (int, float)) and not isinstance(v, bool)]
+        if axis.kind in ("uniform", "loguniform", "randint"):
+            hi = axis.values[1] - 1 if axis.kind == "randint" else axis.values[1]
+            out[axis.name] = (float(axis.values[0]), float(hi), axis.kind == "loguniform")
+        elif len(vals) == len(axis.values) and len(vals) >= 3:
+            out[axis.name] = (float(min(vals)), float(max(vals)), min(vals) > 0 and max(vals) / min(vals) >= 100)
+    return out
+
+
+def _rule_edge(runs: pd.DataFrame, algorithms: list[str], study: Study | None = None) -> list[Finding]:
+    """Best setting within the outer 10% (linear or log scale) of the declared search range, or at the
+    end of the values tried when the study declares no range (imported data)."""
     out = []
     for a in algorithms:
         best = _best_setting(runs, a)
-        swept = {k: v for k, v in _swept(runs, a).items() if len(v) >= 3 and all(isinstance(x, (int, float)) for x in v)}
-        if best is None or not swept:
-            out.append(Finding(a, "edge", "pass", "no numeric hyperparameter swept over >= 3 values"))
+        declared = _declared_ranges(study, a) if study is not None else {}
+        if not declared:
+            declared = {k: (float(v[0]), float(v[-1]), False) for k, v in _swept(runs, a).items()
+                        if len(v) >= 3 and all(isinstance(x, (int, float)) for x in v)}
+        if best is None or not declared:
+            out.append(Finding(a, "edge", "pass", "no numeric hyperparameter swept over a range (>= 3 values)"))
             continue
-        edges = [f"{k}={_fmt(best[f'hp.{k}'])} (tried {_fmt(v[0])}..{_fmt(v[-1])})" for k, v in swept.items()
-                 if best[f"hp.{k}"] in (v[0], v[-1])]
+        edges = []
+        for k, (lo, hi, log) in declared.items():
+            v = best.get(f"hp.{k}")
+            if v is None or not isinstance(v, (int, float)) or hi <= lo:
+                continue
+            pos = (math.log(v) - math.log(lo)) / (math.log(hi) - math.log(lo)) if log else (v - lo) / (hi - lo)
+            if pos <= 0.1 or pos >= 0.9:
+                edges.append(f"{k}={_fmt(v)} (range {_fmt(lo)}..{_fmt(hi)}{', log scale' if log else ''})")
         if edges:
-            out.append(Finding(a, "edge", "warn", "best setting on the edge of its range: " + "; ".join(edges)))
+            out.append(Finding(a, "edge", "warn", "best setting at the edge of its search range (widen it): "
+                               + "; ".join(edges)))
         else:
-            out.append(Finding(a, "edge", "pass", "best setting inside the range of every swept hyperparameter"))
+            out.append(Finding(a, "edge", "pass", "best setting inside the search range of every swept hyperparameter"))
     return out
 
 
@@ -249,7 +279,8 @@ def _rule_budget_curve(curves: pd.DataFrame, algorithms: list[str]) -> list[Find
 
 def audit(study: Study, study_dir: Path, reps: int = 1000, seed: int = 0) -> AuditResult:
     """Audit the stored runs of a study. Raises when nothing is stored."""
-    table = store.load(study_dir)
+    from evalkit.status import load_current
+    table = load_current(study, study_dir)
     if table.empty:
         from evalkit.errors import EvalkitError
         raise EvalkitError(f"{study_dir}: no stored runs to audit (run the study first)")
@@ -259,7 +290,7 @@ def audit(study: Study, study_dir: Path, reps: int = 1000, seed: int = 0) -> Aud
     budgets = _budgets(runs, algorithms)
     curves = _curves(runs, algorithms, reps, seed)
     findings = (_rule_budget(budgets) + _rule_search_space(runs, algorithms) + _rule_seeds(runs, algorithms)
-                + _rule_edge(runs, algorithms) + _rule_runs(runs, algorithms) + _rule_budget_curve(curves, algorithms))
+                + _rule_edge(runs, algorithms, study) + _rule_runs(runs, algorithms) + _rule_budget_curve(curves, algorithms))
     findings.sort(key=lambda f: (f.algorithm, list(("budget", "search_space", "seeds", "edge", "runs",
                                                     "budget_curve")).index(f.rule)))
     return AuditResult(tuple(findings), budgets, curves)

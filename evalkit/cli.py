@@ -124,8 +124,8 @@ def _write_table(df, path: Path) -> None:
 
 def _phase_runs(study, study_dir: Path, phase: str | None = None):
     """Per-run scores of the stored runs (one phase, or the tuning phase when the study has one)."""
-    from evalkit import metrics, store
-    table = store.load(study_dir)
+    from evalkit import metrics, status
+    table = status.load_current(study, study_dir)
     if table.empty:
         raise EvalkitError(f"{study_dir}: no stored runs (run 'evalkit run' first)")
     if phase is not None:

@@ -19,7 +19,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from evalkit import metrics, stats, store
+from evalkit import metrics, stats
 from evalkit.errors import EvalkitError
 from evalkit.spec import Study
 
@@ -67,7 +67,8 @@ def _paired(x: pd.DataFrame, y: pd.DataFrame) -> tuple[np.ndarray, np.ndarray] |
 def compare(study: Study, study_dir: Path, a: str, b: str, reps: int = 10_000, seed: int = 0,
             phase: str = "eval") -> Comparison:
     """Compare algorithms (labels) ``a`` and ``b`` on the stored runs of ``phase``."""
-    table = store.load(study_dir)
+    from evalkit.status import load_current
+    table = load_current(study, study_dir)
     table = table[table["phase"] == phase]
     runs = metrics.run_scores(table, study.metric)
     labels = sorted(runs["label"].unique())

@@ -14,7 +14,8 @@ from evalkit.spec import Study
 
 def run_table(study: Study, study_dir: Path, phase: str = "eval", mode: str = "train") -> pd.DataFrame:
     """Per-run scores of the stored runs of one phase, with the study's metric."""
-    table = store.load(study_dir)
+    from evalkit.status import load_current
+    table = load_current(study, study_dir)
     table = table[table["phase"] == phase]
     return metrics.run_scores(table, study.metric, mode=mode)
 

@@ -15,7 +15,7 @@ from typing import Any
 
 import pandas as pd
 
-from evalkit import metrics, spec, store
+from evalkit import metrics, spec
 from evalkit.errors import EvalkitError
 from evalkit.spec import Study
 
@@ -36,7 +36,8 @@ class Selection:
 
 def tuning_scores(study: Study, study_dir: Path) -> pd.DataFrame:
     """Per-run scores of the stored tuning runs of ``study`` (its metric, training episodes)."""
-    table = store.load(study_dir)
+    from evalkit.status import load_current
+    table = load_current(study, study_dir)
     table = table[table["phase"] == "tune"]
     # successive halving leaves truncated-budget runs: only full-budget runs are compared
     full = table["env"].map({e.name: e.steps for e in study.envs})

@@ -13,17 +13,13 @@ from evalkit.spec import Study
 COLUMNS = ["algorithm", "env", "phase", "planned", "done", "failed", "missing", "stale", "diverged"]
 
 
-def study_status(study: Study, study_dir: Path) -> pd.DataFrame:
-    """One row per (algorithm, env, phase) of the runs the study file currently asks for."""
-    stored = store.scan(study_dir, repair=False)
-    failures = store.read_failures(study_dir)
-    if all(a.agent == "imported" for a in study.algorithms):
-        return _stored_only(stored)
-    from evalkit import tuning
+def current_runs(study: Study, study_dir: Path) -> list[spec.Run]:
+    """The runs the study file asks for now: tuning runs (with recorded proposals) and, once a
+    selection exists, its evaluation runs."""
+    from evalkit import selection, tuning
     runs = spec.expand(study, {a.name: [tuning.coerce(a, p) for p in tuning.load_proposals(study_dir, a.name)]
                                for a in study.algorithms})
     if study.tuning:
-        from evalkit import selection
         chosen = selection.load_selection(study_dir)
         if chosen is not None:
             values = {(s["algorithm"], s["env"]): s["setting"] for s in chosen["selected"]}
@@ -31,6 +27,33 @@ def study_status(study: Study, study_dir: Path) -> pd.DataFrame:
                 runs += spec.evaluation_runs(study, values)
             except KeyError:
                 pass  # the study changed since the selection was made
+    return runs
+
+
+def is_imported(study: Study) -> bool:
+    return all(a.agent == "imported" for a in study.algorithms)
+
+
+def load_current(study: Study, study_dir: Path) -> pd.DataFrame:
+    """The episode table of the stored runs that belong to the study as it is now.
+
+    Orphans -- runs of an earlier version of the study file -- are kept on disk but left out of
+    every analysis (``evalkit status`` counts them). Imported results are taken whole.
+    """
+    stored = store.scan(study_dir, repair=False)
+    if is_imported(study):
+        return store.load(study_dir, stored.values())
+    ids = {r.run_id for r in current_runs(study, study_dir)}
+    return store.load(study_dir, [stored[i] for i in sorted(ids) if i in stored])
+
+
+def study_status(study: Study, study_dir: Path) -> pd.DataFrame:
+    """One row per (algorithm, env, phase) of the runs the study file currently asks for."""
+    stored = store.scan(study_dir, repair=False)
+    failures = store.read_failures(study_dir)
+    if is_imported(study):
+        return _stored_only(stored)
+    runs = current_runs(study, study_dir)
     stale = {r.run_id for r in runner.stale_runs(runs, stored)}
     rows = {}
     for r in runs:
