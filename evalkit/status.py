@@ -17,8 +17,9 @@ def current_runs(study: Study, study_dir: Path) -> list[spec.Run]:
     """The runs the study file asks for now: tuning runs (with recorded proposals) and, once a
     selection exists, its evaluation runs."""
     from evalkit import selection, tuning
-    runs = spec.expand(study, {a.name: [tuning.coerce(a, p) for p in tuning.load_proposals(study_dir, a.name)]
-                               for a in study.algorithms})
+    optuna = study.tuning is not None and study.tuning.search == "optuna"
+    runs = spec.expand(study, {a.name: tuning.load_proposals(study, study_dir, a) for a in study.algorithms}
+                       if optuna else None)
     if study.tuning:
         chosen = selection.load_selection(study_dir)
         if chosen is not None:

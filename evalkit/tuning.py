@@ -51,17 +51,23 @@ def _scores(study: Study, study_dir: Path, phase_runs: list[Run]) -> pd.DataFram
     return metrics.run_scores(table, study.metric)
 
 
-def _proposal_path(study_dir: Path, alg: str) -> Path:
-    return Path(study_dir) / "proposals" / f"{alg}.json"
+def proposal_path(study: Study, study_dir: Path, alg: AlgorithmSpec) -> Path:
+    """``proposals/<algorithm>-<hash>.json``: the hash covers the search space, the tuning settings
+    and the study seed, so editing the sweep starts a new search instead of replaying old proposals."""
+    t = study.tuning
+    key = spec.canonical_json({"seed": study.seed, "sweep": [[a.name, a.kind, list(a.values)] for a in alg.sweep],
+                               "budget": t.budget, "batch": t.batch, "search": t.search})
+    return Path(study_dir) / "proposals" / f"{alg.name}-{seeding.short_hash(key, 8)}.json"
 
 
-def load_proposals(study_dir: Path, alg: str) -> list[dict[str, Any]]:
-    path = _proposal_path(study_dir, alg)
-    return json.loads(path.read_text()) if path.exists() else []
+def load_proposals(study: Study, study_dir: Path, alg: AlgorithmSpec) -> list[dict[str, Any]]:
+    """The recorded proposals of an algorithm's model-based search, in the sweep's types."""
+    path = proposal_path(study, study_dir, alg)
+    return [coerce(alg, p) for p in json.loads(path.read_text())] if path.exists() else []
 
 
-def _record_proposals(study_dir: Path, alg: str, proposals: list[dict[str, Any]]) -> None:
-    path = _proposal_path(study_dir, alg)
+def _record_proposals(study: Study, study_dir: Path, alg: AlgorithmSpec, proposals: list[dict[str, Any]]) -> None:
+    path = proposal_path(study, study_dir, alg)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_suffix(".tmp")
     tmp.write_text(json.dumps(proposals, indent=1))
@@ -110,7 +116,7 @@ def coerce(alg: AlgorithmSpec, values: dict[str, Any]) -> dict[str, Any]:
 def optuna_stage(study: Study, study_dir: Path, execute: Execute) -> dict[str, list[dict[str, Any]]]:
     """Run the model-based search batch by batch; returns the proposals per algorithm."""
     tuning = study.tuning
-    proposals = {a.name: [coerce(a, p) for p in load_proposals(study_dir, a.name)] for a in study.algorithms}
+    proposals = {a.name: load_proposals(study, study_dir, a) for a in study.algorithms}
     while True:
         runs = spec.expand(study, proposals)
         execute(runs, "tuning")
@@ -129,7 +135,7 @@ def optuna_stage(study: Study, study_dir: Path, execute: Execute) -> dict[str, l
             n_new = min(tuning.batch, tuning.budget - len(done))
             new = [coerce(alg, searcher.suggest(f"{alg.name}-{len(done) + i}")) for i in range(n_new)]
             proposals[alg.name] = done + new
-            _record_proposals(study_dir, alg.name, proposals[alg.name])
+            _record_proposals(study, study_dir, alg, proposals[alg.name])
 
 
 def halving_stage(study: Study, study_dir: Path, execute: Execute) -> list[Run]:

@@ -39,20 +39,25 @@ def test_optuna_search_records_proposals_and_a_resumed_study_replays_them(write_
     path = write_study(text)
     summary = run(path, tmp_path / "full")
     assert summary.ok
-    full = {a: tuning.load_proposals(tmp_path / "full" / "tuned", a) for a in ("a", "b")}
+    study = spec.load_study(path)
+    algs = {a.name: a for a in study.algorithms}
+    full = {a: tuning.load_proposals(study, tmp_path / "full" / "tuned", algs[a]) for a in ("a", "b")}
     assert all(len(p) == 6 for p in full.values())
     assert len({json.dumps(p, sort_keys=True) for p in full["b"]}) == 6  # no repeated proposal
     # a fresh study stopped after its first batch, then resumed, proposes exactly the same settings
     partial = tmp_path / "partial" / "tuned"
     run(path, tmp_path / "partial")
     for a in ("a", "b"):
-        first_batch = tuning.load_proposals(partial, a)[:2]
-        (partial / "proposals" / f"{a}.json").write_text(json.dumps(first_batch))
+        first_batch = tuning.load_proposals(study, partial, algs[a])[:2]
+        tuning.proposal_path(study, partial, algs[a]).write_text(json.dumps(first_batch))
     for f in (partial / "runs").glob("*/*/*.parquet"):
         if store.read_meta(f)["setting_values"] not in full[store.read_meta(f)["algorithm"]][:2]:
             f.unlink()
     run(path, tmp_path / "partial")
-    assert {a: tuning.load_proposals(partial, a) for a in ("a", "b")} == full
+    assert {a: tuning.load_proposals(study, partial, algs[a]) for a in ("a", "b")} == full
+    # editing the search space starts a new search: the old proposals are not replayed
+    edited = spec.load_study(write_study(text.replace("[0.1, 10.0]", "[0.2, 10.0]"), "edited.toml"))
+    assert tuning.load_proposals(edited, partial, edited.algorithm("b")) == []
     sel_full = json.loads((tmp_path / "full" / "tuned" / "selection.json").read_text())
     sel_partial = json.loads((partial / "selection.json").read_text())
     assert sel_full == sel_partial
