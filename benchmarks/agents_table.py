@@ -1,0 +1,62 @@
+"""The README's agent table from the stored runs of studies/agents_benchmark.toml.
+
+IQM and mean of the final training return (episodes ending in the last 10% of steps) and of the
+last evaluation round, over the study's seeds, with 95% stratified-bootstrap CIs; env steps per
+second from each run's stored wall time; the public reference beside it.
+
+    evalkit run studies/agents_benchmark.toml && python benchmarks/agents_table.py
+"""
+
+from __future__ import annotations
+
+import sys
+
+import numpy as np
+
+from evalkit import metrics, spec, stats, status
+
+REFERENCES = {  # DESIGN.md section 8 / the issue's targets
+    ("dqn", "CartPole-v1"): "target >= 475 @100k; CleanRL 489 @500k; rl-zoo3 500 @50k",
+    ("dqn", "Acrobot-v1"): "target >= -100 @100k; rl-zoo3 -76.6 @100k",
+    ("dqn", "MountainCar-v0"): "target eval >= -130 @200k; rl-zoo3 -100.8 @120k",
+    ("ppo", "CartPole-v1"): "target >= 475 @200k; CleanRL 490 @500k",
+    ("ppo", "Acrobot-v1"): "target >= -100 @200k; CleanRL -86.4 @500k",
+    ("ppo", "Pendulum-v1"): "target eval >= -400 @200k",
+    ("a2c", "CartPole-v1"): "target >= 400 @200k",
+    ("reinforce", "CartPole-v1"): "target >= 400 @200k",
+    ("sarsa", "MountainCar-v0"): "target >= -130 @100k (Sutton & Barto tile coding ~ -110..-130)",
+}
+
+
+def cell(x: np.ndarray, reps: int = 10_000) -> tuple[str, str]:
+    x = x[np.isfinite(x)]
+    if len(x) < 2:
+        return ("n/a", "n/a")
+    est = stats.interval_estimates({"a": x[:, None]}, ["iqm", "mean"], reps=reps, seed=0)["a"]
+    fmt = lambda e: f"{e.point:.1f} [{e.low:.1f}, {e.high:.1f}]"
+    return fmt(est["iqm"]), fmt(est["mean"])
+
+
+def main(path: str = "studies/agents_benchmark.toml") -> None:
+    study = spec.load_study(path)
+    table = status.load_current(study, spec.results_dir(study))
+    train = metrics.run_scores(table, "final:0.1", mode="train")
+    evals = metrics.run_scores(table, "final", mode="eval")
+    budgets = table.drop_duplicates("run_id").set_index("run_id")["budget"]
+    from evalkit import store
+    wall = {sr.meta["run_id"]: sr.meta["wall_s"] for sr in store.scan(spec.results_dir(study), repair=False).values()}
+    print("| agent | env | steps | seeds | final train IQM [95% CI] | final train mean | last eval IQM | last eval mean "
+          "| env steps/s | reference |")
+    print("|---|---|---:|---:|---|---|---|---|---:|---|")
+    for (alg, env), g in train.groupby(["algorithm", "env"]):
+        env_id = study.env(env).id
+        e = evals[(evals["algorithm"] == alg) & (evals["env"] == env)]
+        sps = np.mean([budgets[r] / wall[r] for r in g["run_id"] if wall.get(r)])
+        ti, tm = cell(g["score"].to_numpy(float))
+        ei, em = cell(e["score"].to_numpy(float))
+        print(f"| {alg} | {env_id} | {study.env(env).steps:,} | {len(g)} | {ti} | {tm} | {ei} | {em} | {sps:,.0f} | "
+              f"{REFERENCES.get((alg, env_id), '')} |")
+
+
+if __name__ == "__main__":
+    main(*sys.argv[1:])
