@@ -130,25 +130,24 @@ def _setting_scores(df: pd.DataFrame, norm: CHSNormalizer, algorithm: str) -> pd
     return out.iloc[order].reset_index(drop=True)
 
 
-def select_chs(stage1_table: pd.DataFrame, score: str = "score") -> dict:
-    """h* per algorithm: ``{algorithm: {"setting": id, "score": CHS score, "hyperparameters":
-    {name: value}}}`` (``SHB.pickParameters``). Raises ``ValueError`` when no setting of an
-    algorithm has runs in every env."""
+def select_chs(stage1_table: pd.DataFrame, score: str = "score") -> dict[str, str]:
+    """h* per algorithm: ``{algorithm: setting id}``, the setting with the highest CHS score
+    (``SHB.pickParameters``; ties go to the first setting id in sorted order, as ``np.argmax``).
+    Its score and hyperparameter values are row 0 of :func:`chs_scores`. Raises ``ValueError``
+    when no setting of an algorithm has runs in every env, or when every stage-1 run of an
+    algorithm diverged (all its settings would score 0 and the choice would be arbitrary)."""
     df = _stage(stage1_table, score, "select_chs")
     norm = _normalizer(df)
     out = {}
     for a in norm.algorithms:
+        if df.loc[df["algorithm"] == a, "_diverged"].all():
+            raise TableError(f"select_chs: every stage-1 run of algorithm {a!r} diverged; no setting can be "
+                             f"chosen (check its hyperparameter ranges)")
         table = _setting_scores(df, norm, a)
         if not np.isfinite(table["score"].iloc[0]):
             raise TableError(f"select_chs: no setting of algorithm {a!r} has stage-1 runs in every env")
-        best = table.iloc[0]
-        hps = {c[3:]: _plain(best[c]) for c in table.columns if c.startswith("hp.")}
-        out[a] = {"setting": str(best["setting"]), "score": float(best["score"]), "hyperparameters": hps}
+        out[a] = str(table["setting"].iloc[0])
     return out
-
-
-def _plain(v):
-    return v.item() if hasattr(v, "item") else v
 
 
 @dataclass(frozen=True)
@@ -226,8 +225,11 @@ def chs_evaluate(stage1_table: pd.DataFrame, stage2_table: pd.DataFrame, reps: i
         for e in envs:
             g = ga[ga["env"] == e]
             z = g["_z"].to_numpy(float)
-            counts = rng.multinomial(len(z), np.full(len(z), 1.0 / len(z)), size=reps)
-            boot = counts @ z / len(z)
+            boot = np.empty(reps)
+            step = max(1, 4_000_000 // len(z))  # resamples per chunk, memory bounded
+            for start in range(0, reps, step):
+                stop = min(reps, start + step)
+                boot[start:stop] = z[rng.integers(0, len(z), size=(stop - start, len(z)))].mean(axis=1)
             lo, hi = percentile_interval(boot, confidence)
             rows.append(CHSScore(a, e, str(g["setting"].iloc[0]), float(z.mean()), float(lo), float(hi),
                                  len(z), int(g["_diverged"].sum())))

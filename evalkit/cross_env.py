@@ -258,21 +258,27 @@ def tuning_agnostic_aggregate(table: pd.DataFrame, reps: int = 10_000, seed=0, c
     Per-env score of i = mean_k A[i,e,k]. Aggregate: ``weighting="uniform"``: mean over (e, k);
     ``"equilibrium"``: the paper's game-theoretic weights (alpha-rank of the game between an
     algorithm player and an (env, normalizer) player; costs a dense solve of size n_alg^2 * n_env
-    per resample). Interval: percentile bootstrap (Jordan et al. 2020's "percentile bootstrap"),
+    per resample); ``"pooled"``: one CDF per env over all compared algorithms' runs pooled (each
+    run counts equally, the scored algorithm's own runs included: F_e(x) = #{runs in e <= x} /
+    #{runs in e}), per-env score = mean over i's runs of F_e(x), aggregate = mean over envs
+    (close to ``"uniform"`` when every algorithm has the same number of runs; they differ in the
+    self term). Interval: percentile bootstrap (Jordan et al. 2020's "percentile bootstrap"),
     ``reps`` resamples of runs within every (algorithm, env), whole computation redone.
 
     ``table``: per-run table of a tuning-agnostic study (each run's hyperparameters drawn from the
-    declared distributions; the table's settings are ignored). Needs >= 2 algorithms.
+    declared distributions; the table's settings are ignored). Needs >= 2 algorithms except
+    with ``"pooled"``.
     """
     what = "tuning_agnostic_aggregate"
     check_bootstrap_args(reps, confidence, what)
-    if weighting not in ("uniform", "equilibrium"):
-        raise TableError(f"{what}: weighting must be 'uniform' or 'equilibrium', found {weighting!r}")
+    if weighting not in ("uniform", "equilibrium", "pooled"):
+        raise TableError(f"{what}: weighting must be 'uniform', 'equilibrium' or 'pooled', found {weighting!r}")
     df = check_run_table(table, score, algorithms, what=what)
     algs = sorted(map(str, df["algorithm"].unique()))
     envs = sorted(map(str, df["env"].unique()))
-    if len(algs) < 2:
-        raise TableError(f"{what}: CDF normalization compares algorithms; found only {algs}")
+    if len(algs) < 2 and weighting != "pooled":
+        raise TableError(f"{what}: CDF normalization against other algorithms needs two; found only {algs} "
+                         f"(weighting='pooled' normalizes by the pooled runs)")
     df["algorithm"], df["env"] = df["algorithm"].astype(str), df["env"].astype(str)
     runs = {(a, e): np.where(g["_diverged"], -np.inf, g["_score"]).astype(float)
             for (a, e), g in df.groupby(["algorithm", "env"])}
@@ -286,13 +292,17 @@ def tuning_agnostic_aggregate(table: pd.DataFrame, reps: int = 10_000, seed=0, c
             counts[a] = np.vstack([np.ones((1, k)), rng.multinomial(k, np.full(k, 1.0 / k), size=reps)])
         for i, a in enumerate(algs):
             for k, b in enumerate(algs):
-                if i != k:
+                if i != k or weighting == "pooled":  # pooled: own runs are part of the CDF too
                     A[:, i, j, k] = _cdf_pair_means(runs[(a, e)], runs[(b, e)], counts[a], counts[b])
-    per_env = A.mean(axis=3)  # (reps+1, n, m)
     if weighting == "uniform":
         W = np.full((reps + 1, m, n), 1.0 / (m * n))
+    elif weighting == "pooled":  # weight of (e, k): k's share of the runs in e; envs count equally
+        sizes = np.array([[len(runs[(b, e)]) for b in algs] for e in envs], dtype=float)
+        W = np.broadcast_to(sizes / sizes.sum(axis=1, keepdims=True) / m, (reps + 1, m, n))
     else:
         W = np.stack([_equilibrium_weights(A[r]) for r in range(reps + 1)])
+    # per-env score: mean over normalizing algorithms (uniform, equilibrium); run-weighted (pooled)
+    per_env = np.einsum("rimk,rmk->rim", A, W) * m if weighting == "pooled" else A.mean(axis=3)
     agg = np.einsum("rimk,rmk->ri", A, W)
     low, high = percentile_interval(agg[1:], confidence)
     el, eh = percentile_interval(per_env[1:], confidence)

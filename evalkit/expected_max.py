@@ -64,42 +64,18 @@ def expected_max_performance(values, n):
     return float(out[0]) if np.ndim(n) == 0 else out.reshape(np.shape(n))
 
 
-@dataclass(frozen=True)
-class ExpectedMaxCurve:
-    """Expected best score against the number of settings tried, with a bootstrap band.
+def expected_max_curve(values, budgets=None, reps: int = 1_000, seed=0, confidence: float = 0.95) -> pd.DataFrame:
+    """Expected maximum performance at each budget with a percentile bootstrap band (Dodge et al. 2019).
 
-    Arrays are aligned with ``budgets``; ``std`` is the standard deviation of the max of n draws
-    (the band Dodge et al. 2019 shade). ``n``: number of setting scores. Iterating yields table
-    rows, so ``pd.DataFrame(curve)`` equals ``curve.table()``.
-    """
+    ``values``: (N,) finite setting scores, higher is better. ``budgets``: positive ints (default
+    1..N; budgets above N are allowed, draws being with replacement). ``reps`` resamples of the N
+    scores with replacement, the whole curve recomputed on each; ``seed``: int, SeedSequence or
+    Generator (no global state).
 
-    method: str
-    n: int
-    reps: int
-    confidence: float
-    budgets: np.ndarray
-    point: np.ndarray
-    low: np.ndarray
-    high: np.ndarray
-    std: np.ndarray
-
-    def table(self) -> pd.DataFrame:
-        return pd.DataFrame({"budget": self.budgets, "point": self.point, "low": self.low, "high": self.high,
-                             "std": self.std, "n": self.n, "reps": self.reps, "confidence": self.confidence,
-                             "method": self.method})
-
-    def __iter__(self):
-        return iter(self.table().to_dict("records"))
-
-    def __len__(self) -> int:
-        return len(self.budgets)
-
-
-def expected_max_curve(values, budgets=None, reps: int = 2_000, seed=0, confidence: float = 0.95) -> ExpectedMaxCurve:
-    """Expected maximum performance at each budget with a percentile bootstrap band.
-
-    ``values``: (N,) finite setting scores. ``budgets``: positive ints (default 1..N).
-    ``reps`` resamples of the N scores with replacement; ``seed``: int, SeedSequence or Generator.
+    Returns a long DataFrame, one row per budget: ``budget``, ``point`` (the exact formula),
+    ``low``, ``high`` (percentile bootstrap at level ``confidence``), ``std`` (standard deviation of
+    the max of n draws, the band the paper shades), and how it was computed: ``n`` (= N),
+    ``reps``, ``confidence``, ``method`` (also in ``DataFrame.attrs``).
     """
     what = "expected_max_curve"
     v = np.sort(_values(values, what))
@@ -117,17 +93,20 @@ def expected_max_curve(values, budgets=None, reps: int = 2_000, seed=0, confiden
         boot[start:stop] = draws @ W.T
     low, high = percentile_interval(boot, confidence)
     method = "expected max of n settings (Dodge et al. 2019); percentile bootstrap over settings"
-    return ExpectedMaxCurve(method, len(v), reps, confidence, b, point, low, high, std)
+    out = pd.DataFrame({"budget": b, "point": point, "low": low, "high": high, "std": std, "n": len(v),
+                        "reps": reps, "confidence": confidence, "method": method})
+    out.attrs.update(method=method, n=len(v), reps=reps, confidence=confidence)
+    return out
 
 
 @dataclass(frozen=True)
-class RankingFlips:
-    """Whether the ranking of algorithms by expected max performance changes with the budget.
+class BudgetRankings:
+    """How the ranking of algorithms by expected max performance changes with the tuning budget.
 
     ``rankings``: one row per common budget with each algorithm's rank (1 = best, ties share the
     best rank) and the order as text. ``crossings``: (algorithm_a, algorithm_b, budget) where the
-    strict order of a pair reverses relative to the smallest budget where they differed.
-    ``bool(result)`` is ``flips``.
+    strict order of a pair first reverses relative to the smallest budget where they differed.
+    ``flips``: whether there is any crossing.
     """
 
     flips: bool
@@ -139,32 +118,38 @@ class RankingFlips:
     def table(self) -> pd.DataFrame:
         return self.rankings
 
-    def __bool__(self) -> bool:
-        return self.flips
+
+def _curve_points(curves) -> dict:
+    """{algorithm: Series point indexed by budget} from a long table or {algorithm: table}."""
+    if isinstance(curves, pd.DataFrame):
+        missing = {"algorithm", "budget", "point"} - set(curves.columns)
+        if missing:
+            raise TableError(f"ranking_flips: the curves table lacks column(s) {', '.join(sorted(missing))} "
+                             f"(expected algorithm, budget, point)")
+        curves = {a: g for a, g in curves.groupby("algorithm", sort=True)}
+    if not isinstance(curves, dict) or len(curves) < 2:
+        raise TableError("ranking_flips: expected a table with columns algorithm, budget, point (or "
+                         "{algorithm: curve}) covering at least two algorithms")
+    out = {}
+    for a, c in curves.items():
+        df = pd.DataFrame(c)
+        if not {"budget", "point"} <= set(df.columns):
+            raise TableError(f"ranking_flips: the curve of {a!r} needs columns 'budget' and 'point'")
+        if df["budget"].duplicated().any():
+            raise TableError(f"ranking_flips: algorithm {a!r} has several rows for one budget")
+        out[str(a)] = df.set_index("budget")["point"].astype(float)
+    return out
 
 
-def _curve_frame(curve) -> pd.DataFrame:
-    df = curve.table() if isinstance(curve, ExpectedMaxCurve) else pd.DataFrame(curve)
-    if not {"budget", "point"} <= set(df.columns):
-        raise TableError("ranking_flips: each curve needs 'budget' and 'point' (an ExpectedMaxCurve or a table)")
-    return df
+def budget_rankings(curves) -> BudgetRankings:
+    """Rank algorithms by expected max performance at every budget they share (Dodge et al. 2019).
 
-
-def ranking_flips(curves_by_algorithm) -> RankingFlips:
-    """Does the ranking of algorithms change with the tuning budget? (Dodge et al. 2019)
-
-    ``curves_by_algorithm``: ``{algorithm: ExpectedMaxCurve}`` (or a table with ``budget`` and
-    ``point``), or one long table with columns ``algorithm, budget, point``. Algorithms are
-    compared at the budgets all curves share. A flip is a pair whose strict order at some budget
-    is the reverse of its order at another; equal values never make a flip.
+    ``curves``: a long table with columns ``algorithm, budget, point`` (e.g. the
+    :func:`expected_max_curve` tables concatenated with an ``algorithm`` column) or
+    ``{algorithm: curve table}``. A flip is a pair whose strict order at some budget is the
+    reverse of its order at another; equal values never make a flip.
     """
-    if isinstance(curves_by_algorithm, pd.DataFrame):
-        if "algorithm" not in curves_by_algorithm.columns:
-            raise TableError("ranking_flips: a long table of curves needs an 'algorithm' column")
-        curves_by_algorithm = {a: g for a, g in curves_by_algorithm.groupby("algorithm", sort=True)}
-    if not isinstance(curves_by_algorithm, dict) or len(curves_by_algorithm) < 2:
-        raise TableError("ranking_flips: expected {algorithm: curve} (or a long table) with at least two algorithms")
-    frames = {str(a): _curve_frame(c).set_index("budget")["point"] for a, c in curves_by_algorithm.items()}
+    frames = _curve_points(curves)
     common = sorted(set.intersection(*(set(f.index) for f in frames.values())))
     if not common:
         raise TableError("ranking_flips: the curves share no budget; compute them at equal budgets")
@@ -179,8 +164,16 @@ def ranking_flips(curves_by_algorithm) -> RankingFlips:
         sign = np.sign(P[a].to_numpy() - P[b].to_numpy())
         nonzero = np.flatnonzero(sign != 0)
         if len(nonzero):
-            first = sign[nonzero[0]]
-            rev = nonzero[sign[nonzero] == -first]
+            rev = nonzero[sign[nonzero] == -sign[nonzero[0]]]
             if len(rev):
                 crossings.append((a, b, int(common[rev[0]])))
-    return RankingFlips(bool(crossings), tuple(int(x) for x in common), ranks.reset_index(), tuple(crossings))
+    return BudgetRankings(bool(crossings), tuple(int(x) for x in common), ranks.reset_index(), tuple(crossings))
+
+
+def ranking_flips(curves) -> bool:
+    """True when the ranking of algorithms by expected max performance changes with the budget.
+
+    ``curves``: DataFrame with columns ``algorithm, budget, point`` (or ``{algorithm: table}``).
+    See :func:`budget_rankings` for the rankings per budget and the crossing pairs.
+    """
+    return budget_rankings(curves).flips

@@ -523,7 +523,7 @@ def _summarise(a: str, L: _Layout, p: dict, bs: dict, names: list[str], confiden
         n_settings_diverged=int(p["bad"][0].sum()))
 
 
-def sensitivity_curves(table: pd.DataFrame, hyperparameter: str, mode: str = "best", reps: int = 2_000,
+def sensitivity_curves(table: pd.DataFrame, hyperparameter: str, mode: str = "best", reps: int = 1_000,
                        seed=0, confidence: float = 0.95, normalize: bool = True, score: str = "score",
                        algorithms=None) -> pd.DataFrame:
     """Performance against one hyperparameter, per algorithm and env, for plotting.

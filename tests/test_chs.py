@@ -49,8 +49,10 @@ def test_setting_scores_and_selection_by_hand():
     b = chs_scores(t, "B").set_index("setting")
     assert b.loc["t1", "score"] == pytest.approx(0.3125)
     chosen = select_chs(t)
-    assert chosen["A"] == {"setting": "s2", "score": pytest.approx(0.5), "hyperparameters": {"lr": 0.01}}
-    assert chosen["B"]["setting"] == "t1"
+    assert chosen == {"A": "s2", "B": "t1"}
+    # the shape the selection layer reads: chs_scores(runs, alg).set_index("setting")["score"]
+    assert chs_scores(t, "A").set_index("setting")["score"][chosen["A"]] == pytest.approx(0.5)
+    assert chs_scores(t, "A").set_index("setting").loc["s2", "hp.lr"] == 0.01
 
 
 def shb_cdf_scale(data: dict, env: str, g: float) -> float:
@@ -80,7 +82,7 @@ def test_scores_equal_reference_cdf_scale_on_random_data():
 
 def test_tie_goes_to_first_setting_id():
     cells = {("A", "s1", "X"): [1.0], ("A", "s2", "X"): [1.0]}
-    assert select_chs(stage_table(cells))["A"]["setting"] == "s1"
+    assert select_chs(stage_table(cells))["A"] == "s1"
 
 
 STAGE2 = {("A", "s2", "X"): [3, 6], ("A", "s2", "Y"): [20, 40], ("B", "t1", "X"): [4, 4], ("B", "t1", "Y"): [25, 25]}
@@ -137,6 +139,9 @@ def test_bad_input():
         chs_evaluate(s1, pd.concat([s2, stage_table({("A", "s1", "X"): [1]}, phase="eval")]), reps=10)
     with pytest.raises(ValueError, match="algorithm 'Q' not in the stage-1 table"):
         chs_scores(s1, "Q")
+    dead = stage_table({**STAGE1, ("B", "t1", "X"): [np.nan, np.nan], ("B", "t1", "Y"): [np.nan]})
+    with pytest.raises(ValueError, match="every stage-1 run of algorithm 'B' diverged"):
+        select_chs(dead)
     with pytest.raises(ValueError, match="lacks column 'setting'"):
         chs_normalizer(s1.drop(columns="setting"))
     with pytest.raises(ValueError, match="mixes phases"):

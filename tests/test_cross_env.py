@@ -62,6 +62,24 @@ def test_cdf_aggregate_by_hand():
         assert row["low"] <= row["point"] <= row["high"]
 
 
+def test_pooled_cdf_aggregate_by_hand():
+    # E1 pooled runs 1,3 (x) and 2,4,6 (y): F(x) = #{<= x} / 5
+    cells = {("x", "E1"): [1, 3], ("y", "E1"): [2, 4, 6], ("x", "E2"): [5, 5], ("y", "E2"): [5, 7, 9]}
+    r = tuning_agnostic_aggregate(runs(cells), reps=400, weighting="pooled")
+    per = r.per_env.set_index(["algorithm", "env"])["point"]
+    assert per[("x", "E1")] == pytest.approx((1 / 5 + 3 / 5) / 2)
+    assert per[("y", "E1")] == pytest.approx((2 / 5 + 4 / 5 + 5 / 5) / 3)
+    # E2 pooled 5,5,5,7,9: F(5) = 3/5, F(7) = 4/5, F(9) = 1
+    assert per[("x", "E2")] == pytest.approx(3 / 5) and per[("y", "E2")] == pytest.approx((3 / 5 + 4 / 5 + 1) / 3)
+    t = r.table().set_index("algorithm")
+    assert t.loc["x", "point"] == pytest.approx((0.4 + 0.6) / 2)
+    assert t.loc["y", "point"] == pytest.approx((11 / 15 + 12 / 15) / 2)
+    assert (t["low"] <= t["point"]).all() and (t["point"] <= t["high"]).all()
+    # one algorithm alone is allowed with the pooled CDF: its runs against themselves
+    solo = tuning_agnostic_aggregate(runs({("x", "E"): [1, 2, 3, 4]}), reps=50, weighting="pooled")
+    assert solo.table()["point"].item() == pytest.approx((1 + 2 + 3 + 4) / 16)
+
+
 def test_diverged_runs_are_worst_and_tie_with_each_other():
     r = tuning_agnostic_aggregate(runs({("x", "E"): [np.nan, 3], ("y", "E"): [np.nan, 2]}), reps=50)
     per = r.per_env.set_index("algorithm")["point"]
@@ -138,7 +156,7 @@ def test_equilibrium_weighting_equals_the_authors_game():
 
 
 def test_bad_input():
-    with pytest.raises(ValueError, match="compares algorithms; found only"):
+    with pytest.raises(ValueError, match="needs two; found only"):
         tuning_agnostic_aggregate(runs({("x", "E"): [1, 2]}), reps=10)
     with pytest.raises(ValueError, match="algorithm 'y' has no runs in env\\(s\\) E2"):
         tuning_agnostic_aggregate(runs({("x", "E1"): [1], ("x", "E2"): [1], ("y", "E1"): [2]}), reps=10)
