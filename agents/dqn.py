@@ -179,3 +179,6 @@ def train(env_id: str, config: Config, seed: int, steps: int, log: EpisodeLog, *
                 sync_target(q, target, config.tau)
         clock.run(t, greedy, env_id, env_kwargs, log)
     env.close()
+
+
+from agents.dqn_batched import train_batch  # noqa: E402,F401  (seed-batched DQN: several seeds, one process)

@@ -13,7 +13,8 @@ flag a run wrote about itself. Thresholds (documented in :data:`THRESHOLDS`):
   (maximization bias); best-of-many settings reported on the runs that chose them -> warn.
 * ``edge``: the best setting's value of a numeric hyperparameter lies in the outer 10% of its
   declared search range (log scale for loguniform axes and wide grids; the values tried for
-  imported data) -> warn (the optimum may lie outside: widen the range).
+  imported data) -> warn (the optimum may lie outside: widen the range), unless that end is the
+  hyperparameter's own limit declared by the agent (an entropy bonus of 0 cannot be widened).
 * ``runs``: per env and pair of algorithms, the observed difference of means is below the
   minimum detectable effect of a two-sided Welch t-test (alpha 0.05, power 0.8) with the runs at
   hand -> warn (too few runs for the claimed difference).
@@ -186,6 +187,16 @@ def _declared_ranges(study: Study, alg: str) -> dict[str, tuple[float, float, bo
     return out
 
 
+def _agent_limits(study: Study, alg: str) -> dict[str, tuple]:
+    """The allowed (low, high) of each hyperparameter, as the agent declares them."""
+    try:
+        from evalkit import registry
+        info = registry.resolve_agent(study.algorithm(alg).agent)
+    except Exception:  # imported data or command agents: no declared limits
+        return {}
+    return {n: (h.low, h.high) for n, h in info.hyperparameters.items()}
+
+
 def _rule_edge(runs: pd.DataFrame, algorithms: list[str], study: Study | None = None) -> list[Finding]:
     """Best setting within the outer 10% (linear or log scale) of the declared search range, or at the
     end of the values tried when the study declares no range (imported data)."""
@@ -199,13 +210,16 @@ def _rule_edge(runs: pd.DataFrame, algorithms: list[str], study: Study | None = 
         if best is None or not declared:
             out.append(Finding(a, "edge", "pass", "no numeric hyperparameter swept over a range (>= 3 values)"))
             continue
+        limits = _agent_limits(study, a) if study is not None else {}
         edges = []
         for k, (lo, hi, log) in declared.items():
             v = best.get(f"hp.{k}")
             if v is None or not isinstance(v, (int, float)) or hi <= lo:
                 continue
             pos = (math.log(v) - math.log(lo)) / (math.log(hi) - math.log(lo)) if log else (v - lo) / (hi - lo)
-            if pos <= 0.1 or pos >= 0.9:
+            hard_lo, hard_hi = limits.get(k, (None, None))
+            # an edge that is the hyperparameter's own limit (e.g. an entropy bonus of 0) cannot be widened
+            if (pos <= 0.1 and lo != hard_lo) or (pos >= 0.9 and hi != hard_hi):
                 edges.append(f"{k}={_fmt(v)} (range {_fmt(lo)}..{_fmt(hi)}{', log scale' if log else ''})")
         if edges:
             out.append(Finding(a, "edge", "warn", "best setting at the edge of its search range (widen it): "

@@ -1,0 +1,102 @@
+"""Aggregate env steps/s of seed-batched DQN vs the unbatched agent through evalkit's runner (issue 9).
+
+Usage (about 6 minutes on 2 cores at the defaults)::
+
+    nice -n 10 python benchmarks/bench_batched.py [--steps 5000] [--batch-sizes 1 8 32 128]
+        [--hiddens 256 64] [--runner-runs 8] [--device cpu]
+
+For every hidden width (256 = the agent's default, rl-zoo3's CartPole setting; 64 = a smaller
+network where per-call overhead, not arithmetic, dominates) it measures, on CartPole-v1 and with
+otherwise default DQN hyperparameters:
+
+* **batched**: ``agents.dqn_batched.train_batch`` with B seeds for ``--steps`` env steps each,
+  in this process on one torch thread; aggregate steps/s = B * steps / wall time;
+* **runner**: the unbatched agent run the usual way, ``evalkit.runner.run_study`` on a study of
+  ``--runner-runs`` seeds with ``batch_seeds = 1``, backend ``ray`` and 2 workers; aggregate
+  steps/s = runs * steps / wall time of ``run_study`` (Ray is started before the clock starts;
+  the study is written to a temporary directory).
+
+Every run has the same budget (``--steps`` per seed; the first 1000 are before learning starts,
+as in a real run). Prints a Markdown table with the speed-up over the runner. ``--device cuda``
+runs the batched part on the GPU (the runner column is then skipped with ``--runner-runs 0``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import tempfile
+import time
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
+os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
+
+import torch  # noqa: E402
+
+from agents.common import ListLog  # noqa: E402
+
+
+def batched_sps(batch: int, steps: int, hidden: int, device: str) -> float:
+    from agents import dqn, dqn_batched
+    logs = [ListLog() for _ in range(batch)]
+    t0 = time.perf_counter()
+    dqn_batched.train_batch("CartPole-v1", dqn.Config(hidden=hidden), list(range(batch)), steps, logs,
+                            device=device)
+    wall = time.perf_counter() - t0
+    assert all(log.rows for log in logs)
+    return batch * steps / wall
+
+
+def runner_sps(runs: int, steps: int, hidden: int) -> float:
+    from evalkit import runner, spec
+    raw = {"name": f"bench_batched_h{hidden}", "seed": 7, "runs": runs, "metric": "auc", "batch_seeds": 1,
+           "envs": {"CartPole-v1": {"steps": steps}},
+           "algorithms": {"dqn": {"agent": "dqn", "config": {"hidden": hidden}}}}
+    study = spec.parse_study(raw)
+    options = runner.Options(backend="ray", workers=2, progress=False)
+    runner.init_ray(options)
+    with tempfile.TemporaryDirectory() as root:
+        t0 = time.perf_counter()
+        summary = runner.run_study(study, root, options)
+        wall = time.perf_counter() - t0
+    if not summary.ok or summary.completed != runs:
+        raise RuntimeError(f"runner study failed: {summary}")
+    return runs * steps / wall
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--steps", type=int, default=5000, help="env steps per seed")
+    ap.add_argument("--batch-sizes", type=int, nargs="+", default=[1, 8, 32, 128])
+    ap.add_argument("--hiddens", type=int, nargs="+", default=[256, 64])
+    ap.add_argument("--runner-runs", type=int, default=8, help="seeds of the unbatched runner study (0: skip)")
+    ap.add_argument("--device", default="cpu")
+    args = ap.parse_args()
+    torch.set_num_threads(1)
+    os.chdir(os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))  # Ray workers import agents.*
+    results = {}
+    for hidden in args.hiddens:
+        base = runner_sps(args.runner_runs, args.steps, hidden) if args.runner_runs else float("nan")
+        print(f"hidden {hidden}: unbatched runner (2 workers, {args.runner_runs} seeds): {base:,.0f} steps/s",
+              flush=True)
+        rows = []
+        for b in args.batch_sizes:
+            sps = batched_sps(b, args.steps, hidden, args.device)
+            rows.append((b, sps))
+            print(f"hidden {hidden}: batched B={b}: {sps:,.0f} steps/s", flush=True)
+        results[hidden] = (base, rows)
+    if args.runner_runs:
+        import ray
+        ray.shutdown()
+    cpu = "one process, one torch thread" if args.device == "cpu" else f"device {args.device}"
+    print(f"\nDQN on CartPole-v1, {args.steps} env steps per seed; aggregate env steps/s ({cpu})\n")
+    print("| hidden | unbatched runner, 2 workers | " + " | ".join(f"batched B={b}" for b in args.batch_sizes) + " |")
+    print("|---|---|" + "---|" * len(args.batch_sizes))
+    for hidden, (base, rows) in results.items():
+        cells = " | ".join(f"{sps:,.0f} ({sps / base:.1f}×)" if base == base else f"{sps:,.0f}" for _, sps in rows)
+        print(f"| {hidden} | {base:,.0f} | {cells} |")
+
+
+if __name__ == "__main__":
+    main()

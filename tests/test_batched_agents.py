@@ -1,0 +1,128 @@
+"""Seed-batched agents (issue 9): independence of the seeds in a batch, equivalence with the
+unbatched agent at batch size 1, independence of batch companions, bounded memory."""
+
+import numpy as np
+import pytest
+import torch
+
+from agents import dqn, dqn_batched
+from agents.common import Evaluation, ListLog, torch_generator_seed
+from tests.toy_envs import COUNTING_CARTPOLE, ENV_STEPS
+
+torch.set_num_threads(1)
+SMALL = dqn.Config(learning_starts=200, train_frequency=16, gradient_steps=8, batch_size=32, hidden=32)
+
+
+def _run_batch(seeds, steps, config=SMALL, env_id="CartPole-v1", evaluation=None):
+    logs = [ListLog() for _ in seeds]
+    dqn_batched.train_batch(env_id, config, list(seeds), steps, logs,
+                            evaluation=[evaluation] * len(seeds) if evaluation else None)
+    return logs
+
+
+def _spy(monkeypatch, module):
+    """Count ``module.update`` calls and keep the parameters it last saw."""
+    seen = {"n": 0}
+    original = module.update
+
+    def spy(q, target, opt, batch, config):
+        seen["n"] += 1
+        seen["q"] = q
+        return original(q, target, opt, batch, config)
+
+    monkeypatch.setattr(module, "update", spy)
+    return seen
+
+
+def test_initialisation_is_the_unbatched_agents_per_seed():
+    seeds = [0, 1, 17]
+    params, target = dqn_batched.init_params(4, 2, 32, [np.random.default_rng(s) for s in seeds])
+    for b, s in enumerate(seeds):
+        gen = torch.Generator().manual_seed(torch_generator_seed(np.random.default_rng(s)))
+        ref = dqn.q_network(4, 2, 32, gen)
+        mine = dqn_batched.seed_q_network(params, b)
+        for p, r in zip(mine.parameters(), ref.parameters()):
+            assert torch.equal(p, r)
+    assert torch.equal(params.flat, target.flat)
+
+
+def test_seeds_in_a_batch_do_not_share_randomness():
+    seeds = [3, 4, 5, 6]
+    params, _ = dqn_batched.init_params(4, 2, 32, [np.random.default_rng(s) for s in seeds])
+    for p in params.tensors():  # every layer differs between every pair of seeds
+        for i in range(len(seeds)):
+            for j in range(i + 1, len(seeds)):
+                assert not torch.allclose(p[i], p[j])
+    logs = _run_batch(seeds, 1500)
+    # exploration: different episode sequences (lengths and end steps) for every seed
+    traces = [tuple((r["step"], r["length"]) for r in log.rows) for log in logs]
+    assert len(set(traces)) == len(seeds)
+    # and the same seed twice in one batch gives the same run twice (no shared stream)
+    a, b = _run_batch([9, 9], 800)
+    assert a.rows == b.rows
+
+
+def test_batch_of_one_follows_the_unbatched_agent(monkeypatch):
+    steps = 3000
+    unbatched_seen = _spy(monkeypatch, dqn)
+    ref = ListLog()
+    dqn.train("CartPole-v1", SMALL, 11, steps, ref)
+    batched_seen = _spy(monkeypatch, dqn_batched)
+    (mine,) = _run_batch([11], steps)
+    n_updates = (steps // SMALL.train_frequency - SMALL.learning_starts // SMALL.train_frequency) * SMALL.gradient_steps
+    assert unbatched_seen["n"] == batched_seen["n"] == n_updates >= 500
+    # same episodes (same env steps, same exploration, same greedy actions) and losses to float tolerance
+    assert [(r["step"], r["return"], r["epsilon"]) for r in ref.rows] == \
+        [(r["step"], r["return"], r["epsilon"]) for r in mine.rows]
+    la = np.array([r["loss"] for r in ref.rows if "loss" in r])
+    lb = np.array([r["loss"] for r in mine.rows if "loss" in r])
+    assert len(la) > 20 and np.allclose(la, lb, rtol=1e-4, atol=1e-6)
+    # the networks after all updates agree to float tolerance
+    net = dqn_batched.seed_q_network(batched_seen["q"], 0)
+    for p, r in zip(net.parameters(), unbatched_seen["q"].parameters()):
+        assert torch.allclose(p, r, rtol=1e-3, atol=1e-5)
+
+
+def test_a_seeds_run_does_not_depend_on_its_batch_companions():
+    (alone,) = _run_batch([21], 2000)
+    together = _run_batch([5, 21, 8, 13], 2000)
+    assert together[1].rows == alone.rows
+    assert together[1].rows != together[0].rows
+
+
+def test_gymnasium_fallback_equals_the_vector_env_path_with_exact_step_accounting():
+    cfg = dqn.Config(learning_starts=50, train_frequency=4, gradient_steps=1, batch_size=16, hidden=16)
+    ev = Evaluation(250, 2, 99)
+    vec = _run_batch([0, 1], 777, cfg, evaluation=ev)
+    ENV_STEPS["n"] = 0
+    gym_logs = _run_batch([0, 1], 777, cfg, env_id=COUNTING_CARTPOLE, evaluation=ev)  # no numpy version: gym envs
+    eval_len = sum(r["length"] for log in gym_logs for r in log.rows if r["mode"] == "eval")
+    assert ENV_STEPS["n"] == 2 * 777 + eval_len  # training steps exactly, per seed
+    for a, b in zip(vec, gym_logs):
+        assert [(r["mode"], r["step"], r["return"]) for r in a.rows] == [(r["mode"], r["step"], r["return"]) for r in b.rows]
+        train = [r for r in a.rows if r["mode"] == "train"]
+        assert sum(r["length"] for r in train) <= 777 and train[-1]["step"] <= 777
+        assert {r["step"] for r in a.rows if r["mode"] == "eval"} == {250, 500, 750}
+    # batched evaluation (vector env) equals the unbatched agent's evaluation rows
+    ref = ListLog()
+    dqn.train("CartPole-v1", cfg, 1, 777, ref, evaluation=ev)
+    assert [r for r in ref.rows if r["mode"] == "eval"] == [r for r in vec[1].rows if r["mode"] == "eval"]
+
+
+def test_a_batch_that_does_not_fit_fails_before_allocating():
+    cfg = dqn.Config(buffer_size=1_000_000)
+    need = dqn_batched.memory_needed_mb(128, 1_000_000, 4, 2, cfg.hidden)
+    assert need == pytest.approx(128 * dqn_batched.memory_needed_mb(1, 1_000_000, 4, 2, cfg.hidden))
+    assert need > 128 * 1_000_000 * 44 / 2**20  # at least the transitions themselves
+    ENV_STEPS["n"] = 0
+    logs = [ListLog() for _ in range(128)]
+    with pytest.raises(ValueError, match=r"128 seeds needs .* MiB.* at most \d+ seeds per batch"):
+        dqn_batched.train_batch(COUNTING_CARTPOLE, cfg, list(range(128)), 1_000_000, logs, max_memory_mb=1024)
+    assert ENV_STEPS["n"] == 0 and all(not log.rows for log in logs)
+    # the default limit is what the machine can give: a petabyte-sized batch is refused too
+    with pytest.raises(ValueError, match="seeds per batch"):
+        dqn_batched.train_batch("CartPole-v1", dqn.Config(buffer_size=10_000_000), list(range(4096)),
+                                10_000_000_000, [ListLog() for _ in range(4096)])
+    # a batch within the limit runs
+    small = _run_batch([1, 2], 300)
+    assert all(log.rows for log in small)
