@@ -116,6 +116,12 @@ def _analysis_dir(study_dir: Path) -> Path:
     return out
 
 
+def _compact(df):
+    """The table for the terminal: the method, reps and confidence are said once, above it."""
+    return df.drop(columns=[c for c in ("method", "reps", "confidence") if c in df.columns]).to_string(
+        index=False, float_format=lambda v: f"{v:.4g}")
+
+
 def _write_table(df, path: Path) -> None:
     """Machine-readable output beside the study: CSV and Parquet of the same table."""
     df.to_csv(path.with_suffix(".csv"), index=False)
@@ -147,7 +153,9 @@ def cmd_sensitivity(args: argparse.Namespace) -> int:
     _write_table(table, out / "sensitivity")
     print(f"hyperparameter sensitivity (Adkins, Bowling & White 2024) on the {phase} runs, metric {study.metric}, "
           f"{args.reps} bootstrap resamples, 95% percentile CIs")
-    print(table.to_string(index=False))
+    if "method" in table.columns and len(table):
+        print(f"method: {table['method'].iloc[0]}")
+    print(_compact(table))
     print(f"written: {out / 'sensitivity.csv'}")
     return 0
 
@@ -173,7 +181,9 @@ def cmd_chs(args: argparse.Namespace) -> int:
     out = _analysis_dir(study_dir)
     _write_table(table, out / "chs")
     print("CHS score of the stage-2 runs against the stage-1 CDFs (Patterson et al. 2024), 95% percentile CIs")
-    print(table.to_string(index=False))
+    if "method" in table.columns and len(table):
+        print(f"method: {table['method'].iloc[0]}")
+    print(_compact(table))
     print(f"written: {out / 'chs.csv'}")
     return 0
 
