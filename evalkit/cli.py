@@ -107,6 +107,39 @@ def cmd_report(args: argparse.Namespace) -> int:
     study, study_dir = _study_dir(args)
     text = report.text_report(study, study_dir, reps=args.reps, seed=args.seed)
     print(text)
+    if args.text_only or text.endswith("(run 'evalkit run' first)"):
+        return 0
+    paths = report.write_report(study, study_dir, args.out, reps=args.reps, seed=args.seed,
+                                figures=not args.no_figures, latex=args.latex, formats=_formats(args.format))
+    for p in paths:
+        print(f"written: {p}")
+    if not args.no_figures:
+        print(f"figures: {Path(args.out or study_dir) / 'figures'}")
+    return 0
+
+
+def _formats(text: str) -> tuple[str, ...]:
+    formats = tuple(f.strip() for f in text.split(",") if f.strip())
+    bad = [f for f in formats if f not in ("pdf", "png", "svg")]
+    if bad or not formats:
+        raise EvalkitError(f"--format: expected a comma-separated subset of pdf,png,svg, found {text!r}")
+    return formats
+
+
+def cmd_plot(args: argparse.Namespace) -> int:
+    from evalkit import figures
+    study, study_dir = _study_dir(args)
+    kinds = figures.KINDS if args.kind == "all" else tuple(k.strip() for k in args.kind.split(",") if k.strip())
+    data = figures.load(study, study_dir)
+    built = figures.build(data, kinds, size=args.size, reps=args.reps, seed=args.seed)
+    if not built:
+        raise EvalkitError(f"{study_dir}: none of the requested figures ({', '.join(kinds)}) applies to the "
+                           f"stored runs of this study")
+    out = Path(args.out or Path(study_dir) / "figures")
+    for name, paths in figures.write(built, out, _formats(args.format)).items():
+        print(f"{name}: " + ", ".join(str(p) for p in paths))
+    for note in data.notes:
+        print(f"note: {note}")
     return 0
 
 
@@ -275,11 +308,31 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("study")
     _add_root(p)
 
-    p = command("report", cmd_report, "score tables with confidence intervals")
+    p = command("report", cmd_report, "score tables with confidence intervals; writes report.md, a "
+                "self-contained report.html and the figures beside the study's runs")
     p.add_argument("study")
     _add_root(p)
     p.add_argument("--reps", type=int, default=10_000, help="bootstrap resamples (default: 10000)")
     p.add_argument("--seed", type=int, default=0, help="bootstrap seed (default: 0)")
+    p.add_argument("--out", help="folder for the report files (default: the study's results folder)")
+    p.add_argument("--latex", action="store_true", help="also write the tables as booktabs LaTeX (report_tables.tex)")
+    p.add_argument("--no-figures", action="store_true", help="tables only")
+    p.add_argument("--format", default="pdf,png", help="figure formats (default: pdf,png)")
+    p.add_argument("--text-only", action="store_true", help="print the table; write no files")
+
+    p = command("plot", cmd_plot, "paper figures: learning curves, aggregates, probability of improvement, "
+                "profiles, score distributions, sensitivity, expected max (PDF and PNG)")
+    p.add_argument("study")
+    _add_root(p)
+    p.add_argument("--kind", default="all", help="comma-separated subset of " + ",".join(
+        ("curves", "eval_curves", "normalized_curves", "aggregates", "improvement", "profiles", "distributions",
+         "sensitivity", "expected_max")) + " (default: all that apply)")
+    p.add_argument("--out", help="folder for the figures (default: <results>/<study>/figures)")
+    p.add_argument("--size", choices=("single", "double"), default="double",
+                   help="figure width: one column (3.5 in) or two (7 in)")
+    p.add_argument("--format", default="pdf,png", help="comma-separated: pdf, png, svg (default: pdf,png)")
+    p.add_argument("--reps", type=int, default=2_000, help="bootstrap resamples (default: 2000)")
+    p.add_argument("--seed", type=int, default=0)
 
     p = command("compare", cmd_compare, "compare two algorithms per env and across envs: CIs, tolerance "
                 "intervals, tests, probability of improvement, runs needed")

@@ -60,3 +60,323 @@ def text_report(study: Study, study_dir: Path, reps: int = 10_000, seed: int = 0
             lines.append(f"  {r['algorithm']:>20s}  mean {r['mean']:9.2f} {ci}  IQM {r['iqm']:9.2f}  n={r['n']}{div}")
         lines.append("")
     return "\n".join(lines)
+
+
+# ---------------------------------------------------------------------------------------------
+# the Markdown / HTML report
+# ---------------------------------------------------------------------------------------------
+
+FIGURE_CAPTIONS = {
+    "curves": "Learning curves (training episodes): mean return over runs per window of the step grid, "
+              "95% percentile bootstrap bands; n = runs per curve; curves are cut where fewer than 3 runs "
+              "have an episode.",
+    "eval_curves": "Evaluation curves: mean return of the greedy/deterministic evaluation episodes over runs, "
+                   "95% bootstrap bands.",
+    "normalized_curves": "Sample efficiency across envs: IQM over runs and envs of min-max normalized returns "
+                         "against the fraction of the budget, 95% stratified-bootstrap bands.",
+    "aggregates": "Aggregate scores across envs (Agarwal et al. 2021): median, IQM, mean and optimality gap of "
+                  "normalized run scores with 95% stratified-bootstrap CIs.",
+    "improvement": "Probability of improvement P(X > Y) averaged over envs, 95% stratified-bootstrap CIs; "
+                   "0.5 means no difference.",
+    "profiles": "Performance profiles: fraction of runs (over runs and envs) with a normalized score above tau, "
+                "95% bootstrap bands.",
+    "distributions": "Run scores per env: dots are runs; beside them +-1 standard error (grey, not an interval), "
+                     "the 95% bootstrap CI of the mean (thick) and a tolerance interval holding 90% of runs with "
+                     "95% confidence (thin).",
+    "sensitivity_plane": "Performance-sensitivity plane (Adkins et al. 2024): per-env tuned normalized score "
+                         "against sensitivity, 95% bootstrap CIs.",
+    "expected_max": "Expected maximum performance against the number of hyperparameter settings tried "
+                    "(Dodge et al. 2019), 95% bootstrap bands.",
+}
+
+
+def _versions() -> str:
+    import platform
+    from importlib import metadata
+    import evalkit
+    parts = [f"evalkit {evalkit.__version__}", f"Python {platform.python_version()}"]
+    for pkg in ("numpy", "scipy", "pandas", "torch", "gymnasium", "ray", "rliable"):
+        try:
+            parts.append(f"{pkg} {metadata.version(pkg)}")
+        except metadata.PackageNotFoundError:
+            pass
+    return ", ".join(parts)
+
+
+def _fmt_ci(point: float, low: float, high: float) -> str:
+    if not np.isfinite(point):
+        return "n/a"
+    if not (np.isfinite(low) and np.isfinite(high)):
+        return f"{point:.4g}"
+    return f"{point:.4g} [{low:.4g}, {high:.4g}]"
+
+
+def _summary_tables(study: Study) -> tuple[pd.DataFrame, pd.DataFrame]:
+    algs = []
+    for a in study.algorithms:
+        envs = ", ".join(e.name for e in study.envs_of(a))
+        config = ", ".join(f"{k}={v}" for k, v in sorted(a.config.items())) or "defaults"
+        sweep = "; ".join(f"{ax.name}: {ax.kind} {list(ax.values)}" for ax in a.sweep) or "-"
+        algs.append({"algorithm": a.name, "agent": a.agent, "envs": envs, "config": config, "sweep": sweep})
+    envs = [{"env": e.name, "id": e.id, "steps": e.steps,
+             "reference (low, high)": f"{e.reference[0]:g}, {e.reference[1]:g}" if e.reference else "-"}
+            for e in study.envs]
+    return pd.DataFrame(algs), pd.DataFrame(envs)
+
+
+def results_table(data, reps: int, seed: int) -> pd.DataFrame:
+    """Per (label, env): runs done / planned / failed / missing / diverged, mean [95% CI], IQM [95% CI],
+    median, the (0.9, 0.95) tolerance interval, and the last evaluation round's mean [95% CI]."""
+    from evalkit import stats
+    runs = data.runs
+    rows = []
+    evals = data.eval_runs
+    for k, ((label, env), g) in enumerate(runs.groupby(["label", "env"], sort=True)):
+        x = g["score"].to_numpy(float)
+        x = x[np.isfinite(x)]
+        row = {"algorithm": label, "env": env, "n": len(x), "diverged": int(g["diverged"].sum())}
+        if len(x) >= 2 and np.ptp(x) > 0:
+            est = stats.interval_estimates({"a": x[:, None]}, ["mean", "iqm"], reps=reps, seed=seed + k)["a"]
+            tol = stats.tolerance_interval(x, 0.9, 0.95, "normal")
+            row.update(mean=_fmt_ci(est["mean"].point, est["mean"].low, est["mean"].high),
+                       iqm=_fmt_ci(est["iqm"].point, est["iqm"].low, est["iqm"].high),
+                       median=float(np.median(x)), tolerance=f"[{tol.low:.4g}, {tol.high:.4g}]")
+        else:
+            row.update(mean=_fmt_ci(x.mean(), np.nan, np.nan) if len(x) else "n/a",
+                       iqm=_fmt_ci(float(sps.trim_mean(x, 0.25)), np.nan, np.nan) if len(x) else "n/a",
+                       median=float(np.median(x)) if len(x) else np.nan,
+                       tolerance="[{0:.4g}, {0:.4g}]".format(x[0]) if len(x) >= 2 else "n/a")
+        if len(evals):
+            e = evals[(evals["label"] == label) & (evals["env"] == env)]["score"].to_numpy(float)
+            e = e[np.isfinite(e)]
+            if len(e) >= 2 and np.ptp(e) > 0:
+                ci = stats.bootstrap_interval(e, np.mean, reps=reps, seed=seed + k)
+                row["last evaluation"] = _fmt_ci(ci.point, ci.low, ci.high)
+            else:
+                row["last evaluation"] = _fmt_ci(e.mean(), np.nan, np.nan) if len(e) else "n/a"
+        rows.append(row)
+    return pd.DataFrame(rows)
+
+
+def _pairwise(data, reps: int, seed: int, max_labels: int = 6) -> pd.DataFrame:
+    """Per env and pair of labels: difference of means, Welch test (Holm across the table), P(X > Y),
+    and the runs per algorithm a two-sided Welch test would need to detect the observed difference."""
+    from evalkit import stats
+    runs = data.runs[np.isfinite(data.runs["score"])]
+    rows, pvals = [], []
+    for env, g in runs.groupby("env", sort=True):
+        labels = sorted(g["label"].unique())
+        if len(labels) < 2 or len(labels) > max_labels:
+            continue
+        for i, a in enumerate(labels):
+            for b in labels[i + 1:]:
+                x = g[g["label"] == a]["score"].to_numpy(float)
+                y = g[g["label"] == b]["score"].to_numpy(float)
+                if len(x) < 2 or len(y) < 2:
+                    continue
+                diff = float(x.mean() - y.mean())
+                sd = float(np.sqrt((x.var(ddof=1) + y.var(ddof=1)) / 2))
+                if sd > 0:
+                    test = stats.welch_t_test(x, y)
+                    p = test.p_value
+                else:
+                    p = 0.0 if diff != 0 else 1.0
+                poi = stats.probability_of_improvement(x[:, None], y[:, None], reps=min(reps, 2000), seed=seed)
+                need = stats.runs_needed(diff, sd) if diff != 0 and sd > 0 else None
+                pvals.append(p)
+                rows.append({"env": env, "X": a, "Y": b, "mean X - mean Y": diff, "p (Welch)": p,
+                             "P(X > Y)": _fmt_ci(poi.point, poi.low, poi.high),
+                             "runs needed (80% power)": "-" if need is None else str(need)})
+    df = pd.DataFrame(rows)
+    if len(df):
+        df.insert(5, "p (Holm)", stats.holm(pvals))
+    return df
+
+
+def _aggregate_table(scores: dict, reps: int, seed: int) -> pd.DataFrame:
+    from evalkit import stats
+    est = stats.interval_estimates(scores, ["iqm", "mean", "median", "optimality_gap"], reps=reps, seed=seed)
+    rows = []
+    for label, e in sorted(est.items()):
+        rows.append({"algorithm": label, "runs": e["iqm"].n, "envs": scores[label].shape[1],
+                     **{name: _fmt_ci(v.point, v.low, v.high) for name, v in e.items()}})
+    return pd.DataFrame(rows)
+
+
+def _warnings(data, status: pd.DataFrame) -> list[str]:
+    from evalkit import stats
+    out = []
+    for r in status.itertuples():
+        if r.failed:
+            out.append(f"{r.algorithm} on {r.env} ({r.phase}): {r.failed} failed runs (see failures/; "
+                       f"'evalkit run' retries them)")
+        if r.missing:
+            out.append(f"{r.algorithm} on {r.env} ({r.phase}): {r.missing} of {r.planned} runs missing "
+                       f"(the study is partial; tables use the {r.done} runs done)")
+        if r.diverged:
+            out.append(f"{r.algorithm} on {r.env} ({r.phase}): {r.diverged} diverged runs, left out of the estimates")
+    if status.attrs.get("pending_selection"):
+        out.append("the tuning phase has not finished: no setting is selected and no evaluation runs exist yet")
+    if len(data.runs):
+        n = int(data.runs.groupby(["label", "env"])["score"].apply(lambda s: np.isfinite(s).sum()).min())
+        warn = stats.coverage_warning("percentile", n)
+        if warn:
+            out.append(f"as few as {warn}")
+        if n < 10:
+            out.append(f"{n} runs per cell: tolerance intervals are wide and only large differences are "
+                       f"detectable (see 'runs needed'; Colas et al. 2019 recommend 10-20 runs or more)")
+    study = data.study
+    if study.tuning is None:
+        swept = [a.name for a in study.algorithms if a.sweep]
+        if not swept and len(study.algorithms) > 1:
+            out.append("no algorithm was tuned in this study: the comparison is between default or hand-set "
+                       "hyperparameters, which favours whichever agent's defaults were tuned for these envs "
+                       "(add a [tuning] block for a fair comparison)")
+    return out + data.notes
+
+
+def build_report(study: Study, study_dir: Path, out: Path | None = None, reps: int = 10_000, seed: int = 0,
+                 figures: bool = True, formats=("pdf", "png"), size: str = "double"):
+    """The report of a study (complete or partial) as a :class:`evalkit.document.Document`, with its
+    figures written to ``out/figures``. Returns (document, {figure: paths})."""
+    from evalkit import figures as figs_mod
+    from evalkit.document import Document
+    from evalkit.status import study_status
+    out = Path(out or study_dir)
+    data = figs_mod.load(study, study_dir)
+    status = study_status(study, study_dir)
+    doc = Document(f"evalkit report: {study.name}")
+    doc.heading("Study")
+    ev = (f"evaluation every {study.evaluation.every:,} steps, {study.evaluation.episodes} episodes"
+          if study.evaluation else "no evaluation episodes")
+    tune = (f"tuning: search {study.tuning.search}, select {study.tuning.select}, {study.tuning.runs} runs per "
+            f"setting on tuning seeds disjoint from the reported ones" + (
+                f", budget {study.tuning.budget} settings per algorithm" if study.tuning.budget else "")
+            if study.tuning else "no tuning phase")
+    doc.text(f"Study file {study.path}; root seed {study.seed}; {study.runs} runs (seeds) per algorithm and env; "
+             f"metric {study.metric} over training episodes; {ev}; {tune}.")
+    if study.description:
+        doc.text(study.description)
+    doc.text(f"Software: {_versions()}. Generated {pd.Timestamp.now(tz='UTC'):%Y-%m-%d %H:%M} UTC.")
+    algs, envs = _summary_tables(study)
+    doc.table(algs, "Algorithms: agent, envs, fixed configuration and swept hyperparameters", "algorithms")
+    doc.table(envs, "Environments: gymnasium id, env steps per run, normalization references", "envs")
+    doc.heading("Runs")
+    doc.table(status[["algorithm", "env", "phase", "planned", "done", "failed", "missing", "diverged"]],
+              "Runs per cell: planned, done, failed, missing and diverged", "status")
+    if len(data.runs):
+        doc.heading("Results per environment")
+        doc.table(results_table(data, reps, seed),
+                  f"Metric {study.metric} (training episodes) per run; mean and IQM over runs with 95% percentile "
+                  f"bootstrap CIs ({reps} resamples); tolerance: normal-theory interval holding 90% of runs with 95% "
+                  f"confidence; last evaluation: mean of the last evaluation round, 95% CI", "results")
+        pair = _pairwise(data, reps, seed)
+        if len(pair):
+            doc.table(pair, "Pairwise comparisons per env: difference of means, Welch t-test p-value (Holm-corrected "
+                            "across the table), probability of improvement with 95% CI, runs per algorithm needed "
+                            "to detect the observed difference with 80% power at alpha 0.05", "pairwise")
+        scores = figs_mod.score_matrices(data)
+        if scores and len(data.runs["env"].unique()) > 1:
+            doc.heading("Across environments")
+            doc.table(_aggregate_table(scores, reps, seed),
+                      f"Aggregates over runs and envs of {data.normalization}; 95% stratified-bootstrap CIs "
+                      f"(Agarwal et al. 2021); raw returns of different envs are never pooled", "aggregates")
+    audit_warnings = _tuning_sections(doc, study, study_dir, data, reps, seed)
+    written = {}
+    if figures:
+        built = figs_mod.build(data, size=size, reps=min(reps, 2_000), seed=seed)
+        written = figs_mod.write(built, out / "figures", formats)
+        if written:
+            doc.heading("Figures")
+            for name, paths in written.items():
+                png = next((p for p in paths if p.suffix == ".png"), None)
+                if png is None:
+                    continue
+                caption = FIGURE_CAPTIONS.get(name, FIGURE_CAPTIONS["sensitivity_plane"] if name.startswith(
+                    "sensitivity_plane") else f"Sensitivity to {name[12:]}: best normalized score per value, "
+                    f"95% bootstrap bands (Adkins et al. 2024)." if name.startswith("sensitivity_") else name)
+                doc.figure(png, str(png.relative_to(out)), caption)
+    doc.heading("Warnings")
+    warnings_ = _warnings(data, status) + audit_warnings
+    doc.items(warnings_ or ["none"])
+    return doc, written
+
+
+def _tuning_sections(doc, study: Study, study_dir: Path, data, reps: int, seed: int) -> list[str]:
+    """Tuning (budget and chosen hyperparameters), audit, sensitivity and CHS, when the study has them.
+    Returns warnings for the audit's warn and fail verdicts."""
+    from evalkit import audit, selection, sensitivity
+    from evalkit.errors import EvalkitError
+    warned = []
+    if study.tuning:
+        doc.heading("Tuning")
+        chosen = selection.load_selection(study_dir)
+        try:
+            result = audit.audit(study, study_dir, reps=min(reps, 1_000), seed=seed)
+        except EvalkitError as exc:
+            doc.text(f"audit not available: {exc}")
+            result = None
+        if result is not None and len(result.budgets):
+            doc.table(result.budgets, "Tuning budget per algorithm, recomputed from the stored tuning runs",
+                      "budgets")
+        if chosen:
+            rows = [{"algorithm": s["algorithm"], "env": s["env"],
+                     "chosen hyperparameters": ", ".join(f"{k}={v}" for k, v in sorted(s["setting"].items()))
+                     or "defaults (nothing swept)",
+                     "tuning score": s["tuning_score"]} for s in chosen["selected"]]
+            doc.table(pd.DataFrame(rows), f"Selected settings ({chosen['method']})", "selection")
+        if result is not None:
+            doc.heading("Tuning-fairness audit", 3)
+            verdicts = pd.DataFrame(sorted(result.verdicts().items()), columns=["algorithm", "verdict"])
+            doc.table(verdicts, "Verdict per algorithm (the worst of its rules)", "verdicts")
+            doc.table(result.table(), "Audit rules and their evidence", "audit")
+            for f in result.findings:
+                if f.verdict != "pass":
+                    warned.append(f"tuning audit, {f.algorithm}: {f.verdict.upper()} ({f.rule}): {f.evidence}")
+        if study.tuning.select == "cross_env":
+            from evalkit import chs
+            try:
+                stage1 = data.sweep_runs
+                if len(stage1) and len(data.runs):
+                    res = chs.chs_evaluate(stage1, data.runs, reps=reps, seed=seed)
+                    t = res.table()
+                    doc.heading("CHS", 3)
+                    doc.table(t.drop(columns=[c for c in ("method", "reps", "confidence") if c in t]),
+                              f"CHS score of the stage-2 runs (Patterson et al. 2024): {res.method}", "chs")
+            except (EvalkitError, ValueError) as exc:
+                doc.text(f"CHS not available: {exc}")
+    sweep = data.sweep_runs
+    if len(sweep):
+        try:
+            res = sensitivity.hyperparameter_sensitivity(sweep, reps=min(reps, 2_000), seed=seed)
+            t = res.table()
+            keep = ["algorithm", "per_env_tuned", "cross_env_tuned", "sensitivity", "sensitivity_low",
+                    "sensitivity_high", "dimensionality", "important_hyperparameters", "n_settings", "n_runs"]
+            doc.heading("Hyperparameter sensitivity", 3)
+            doc.table(t[[c for c in keep if c in t]], f"Adkins et al. (2024): {res.method}", "sensitivity")
+        except (EvalkitError, ValueError) as exc:
+            doc.text(f"sensitivity not available: {exc}")
+    return warned
+
+
+def write_report(study: Study, study_dir: Path, out: Path | None = None, reps: int = 10_000, seed: int = 0,
+                 figures: bool = True, latex: bool = False, formats=("pdf", "png")) -> list[Path]:
+    """Write report.md and report.html (self-contained) to ``out`` (default: the study's results
+    folder), figures to ``out/figures``, and with ``latex`` the tables as booktabs in report_tables.tex.
+    Each file is written to a temporary name and renamed. Returns the report files written."""
+    import os
+    from evalkit import document
+    out = Path(out or study_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    doc, _ = build_report(study, study_dir, out, reps=reps, seed=seed, figures=figures, formats=formats)
+    texts = {"report.md": document.to_markdown(doc), "report.html": document.to_html(doc)}
+    if latex:
+        texts["report_tables.tex"] = document.to_latex(doc)
+    paths = []
+    for name, text in texts.items():
+        path = out / name
+        tmp = path.with_name(f".{name}.tmp")
+        tmp.write_text(text, encoding="utf-8")
+        os.replace(tmp, path)
+        paths.append(path)
+    return paths

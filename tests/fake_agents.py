@@ -20,6 +20,7 @@ class Config:
     episodes: int = hp(20, low=1, high=10_000, help="episodes to log")
     quadratic: bool = hp(False, help="mean return -(mean - 2)^2 instead of mean: best setting at mean = 2")
     noise: float = hp(1.0, low=0.0, high=100.0, help="std of the per-episode returns")
+    tag: str = hp("", help="free text, ignored (report-escaping tests)")
     crash: str = hp("", choices=("", "segfault", "abort", "memory", "hang", "nan"),
                     help="how the run with seed == fail_seed dies")
 

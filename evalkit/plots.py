@@ -1,0 +1,508 @@
+"""Paper figures from the long table (DESIGN.md section 7): each a function returning a matplotlib Figure.
+
+Every figure is built on :class:`matplotlib.figure.Figure` directly (no pyplot, no global state),
+in a small paper style (8 pt fonts, single column 3.5 in or double column 7 in wide), with one
+colour per algorithm label for the whole study (:func:`palette`, seaborn's colour-blind-safe
+"colorblind" palette). The data drawn is attached to the figure as ``fig.evalkit_data`` (a
+DataFrame or dict) so tests and users can check what a figure shows; the number of runs behind
+every line, band and interval is in its legend or axis label.
+
+* :func:`learning_curves` -- return against env steps, mean or IQM over runs with a bootstrap band.
+* :func:`normalized_curves` -- IQM of normalized scores across envs against the fraction of budget.
+* :func:`aggregate_intervals` -- median, IQM, mean and optimality gap with stratified-bootstrap CIs
+  (Agarwal et al. 2021).
+* :func:`improvement` -- probability of improvement P(X > Y) per pair with CIs.
+* :func:`performance_profiles` -- fraction of runs above tau, with bootstrap bands.
+* :func:`score_distributions` -- per-env run scores with the 95% CI of the mean and a (0.9, 0.95)
+  tolerance interval side by side, and the +-1 standard error bar that is neither.
+* :func:`sensitivity_curves`, :func:`sensitivity_plane` -- Adkins et al. (2024).
+* :func:`expected_max` -- expected maximum performance against tuning budget (Dodge et al. 2019).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import warnings
+from pathlib import Path
+from typing import Iterable, Mapping, Sequence
+
+import matplotlib as mpl
+import numpy as np
+import pandas as pd
+import seaborn as sns
+from matplotlib.figure import Figure
+from matplotlib.lines import Line2D
+
+from evalkit import metrics, stats
+
+WIDTHS = {"single": 3.5, "double": 7.0}  # inches: one column / full width of a two-column paper
+STYLE = {"font.size": 8, "axes.titlesize": 8, "axes.labelsize": 8, "legend.fontsize": 7, "xtick.labelsize": 7,
+         "ytick.labelsize": 7, "axes.spines.top": False, "axes.spines.right": False, "axes.grid": True,
+         "grid.alpha": 0.3, "grid.linewidth": 0.5, "lines.linewidth": 1.2, "pdf.fonttype": 42,
+         "svg.fonttype": "none", "savefig.bbox": "tight", "savefig.pad_inches": 0.02, "figure.dpi": 100}
+AGGREGATE_TITLES = {"median": "Median", "iqm": "IQM", "mean": "Mean", "optimality_gap": "Optimality gap"}
+
+
+@contextlib.contextmanager
+def style():
+    """The paper style, applied while a figure is built (rc parameters are read at artist creation)."""
+    with mpl.rc_context(STYLE):
+        yield
+
+
+def palette(labels: Iterable[str]) -> dict[str, tuple]:
+    """One colour per label, stable across every figure of a study: seaborn's colour-blind palette
+    over the sorted labels (10 colours; beyond that colours repeat and line styles tell them apart)."""
+    names = sorted(set(map(str, labels)))
+    colors = sns.color_palette("colorblind", 10)
+    return {name: colors[i % 10] for i, name in enumerate(names)}
+
+
+def linestyle(i: int) -> str:
+    return ("-", "--", ":", "-.")[(i // 10) % 4]
+
+
+def _colors(labels: Iterable[str], colors: Mapping[str, tuple] | None) -> dict[str, tuple]:
+    labels = sorted(set(map(str, labels)))
+    if colors is None:
+        return palette(labels)
+    missing = [name for name in labels if name not in colors]
+    if missing:
+        extra = palette(list(colors) + missing)
+        return {**dict(colors), **{m: extra[m] for m in missing}}
+    return dict(colors)
+
+
+def _grid(n_panels: int, size: str, panel_height: float = 2.0, max_cols: int | None = None
+          ) -> tuple[Figure, np.ndarray]:
+    if size not in WIDTHS:
+        raise ValueError(f"size: expected one of {sorted(WIDTHS)}, found {size!r}")
+    cols = max(1, min(n_panels, max_cols or (2 if size == "single" else 3)))
+    rows = int(np.ceil(n_panels / cols))
+    fig = Figure(figsize=(WIDTHS[size], panel_height * rows + 0.3), layout="constrained")
+    axes = np.atleast_1d(fig.subplots(rows, cols, squeeze=False).ravel())
+    for ax in axes[n_panels:]:
+        ax.set_visible(False)
+    return fig, axes[:n_panels]
+
+
+def _n_text(ns: Sequence[int]) -> str:
+    lo, hi = int(min(ns)), int(max(ns))
+    return f"n={hi}" if lo == hi else f"n={lo}-{hi}"
+
+
+# ---------------------------------------------------------------------------------------------
+# learning curves
+# ---------------------------------------------------------------------------------------------
+
+def curve_table(table: pd.DataFrame, mode: str = "train", aggregate: str = "mean", points: int = 50,
+                reps: int = 2_000, confidence: float = 0.95, min_runs: int = 3, seed: int = 0) -> pd.DataFrame:
+    """Per (label, env, step): runs ``n``, the ``aggregate`` ("mean" or "iqm") over runs and its
+    percentile bootstrap interval, on the common step grid of :func:`evalkit.metrics.learning_curves`.
+
+    Points where fewer than ``min_runs`` runs have an episode are ``cut`` (point and band NaN): a
+    curve is never silently averaged over a shrinking set of runs. Returns columns
+    label, env, step, n, point, low, high, cut.
+    """
+    if aggregate not in ("mean", "iqm"):
+        raise ValueError(f"aggregate: expected 'mean' or 'iqm', found {aggregate!r}")
+    curves = metrics.learning_curves(table, points=points, mode=mode)
+    rows = []
+    streams = iter(np.random.SeedSequence(seed).spawn(max(1, len(curves))))
+    for (label, env, step), g in curves.groupby(["label", "env", "step"], sort=True):
+        x = g["value"].to_numpy(float)
+        x = x[np.isfinite(x)]
+        row = {"label": label, "env": env, "step": float(step), "n": len(x), "point": np.nan, "low": np.nan,
+               "high": np.nan, "cut": len(x) < max(min_runs, 1)}
+        if not row["cut"]:
+            if len(x) >= 2 and np.ptp(x) > 0:
+                est = stats.interval_estimates({"a": x[:, None]}, aggregate, reps=reps, confidence=confidence,
+                                               seed=int(next(streams).generate_state(1)[0]))["a"]
+                row.update(point=est.point, low=est.low, high=est.high)
+            else:
+                p = float(stats.iqm(x[:, None]) if aggregate == "iqm" else x.mean())
+                row.update(point=p, low=p, high=p)
+        rows.append(row)
+    return pd.DataFrame(rows, columns=["label", "env", "step", "n", "point", "low", "high", "cut"])
+
+
+def learning_curves(table: pd.DataFrame, mode: str = "train", aggregate: str = "mean", points: int = 50,
+                    reps: int = 2_000, confidence: float = 0.95, min_runs: int = 3, seed: int = 0,
+                    colors: Mapping[str, tuple] | None = None, size: str = "double") -> Figure:
+    """Learning curves, one panel per env: ``aggregate`` over runs of the return of the episodes
+    ending in each window of the step grid, with a ``confidence`` percentile bootstrap band.
+
+    ``mode``: "train" (training episodes) or "eval" (evaluation rounds). Where fewer than
+    ``min_runs`` runs have an episode in a window the curve and band are cut and a warning says
+    where; legends give the number of runs. ``fig.evalkit_data`` is the :func:`curve_table`.
+    """
+    data = curve_table(table, mode, aggregate, points, reps, confidence, min_runs, seed)
+    if data.empty:
+        raise ValueError(f"learning_curves: no {mode} episodes in the table")
+    cut = data[data["cut"] & (data["n"] > 0)]
+    if len(cut):
+        where = ", ".join(f"{k[0]} in {k[1]}" for k in cut.groupby(["label", "env"]).groups)
+        warnings.warn(f"learning curves cut where fewer than {min_runs} runs have an episode: {where}", stacklevel=2)
+    envs = sorted(data["env"].unique())
+    cmap = _colors(data["label"], colors)
+    what = "IQM" if aggregate == "iqm" else "mean"
+    with style():
+        fig, axes = _grid(len(envs), size)
+        for ax, env in zip(axes, envs):
+            d = data[data["env"] == env]
+            for i, (label, g) in enumerate(d.groupby("label", sort=True)):
+                g = g[g["n"] > 0]  # windows where no run ended an episode carry no data; cut ones stay as gaps
+                ns = g.loc[~g["cut"], "n"]
+                name = f"{label} ({_n_text(ns) if len(ns) else 'n<' + str(min_runs)})"
+                ax.plot(g["step"], g["point"], color=cmap[label], ls=linestyle(sorted(cmap).index(label)),
+                        marker="o" if len(g) <= 15 else None, ms=2.5, label=name)
+                ax.fill_between(g["step"], g["low"], g["high"], color=cmap[label], alpha=0.2, lw=0)
+            ax.set_title(env)
+            ax.set_xlabel("environment steps")
+            ax.set_ylabel(f"{what} {'evaluation' if mode == 'eval' else 'training'} return")
+            ax.ticklabel_format(axis="x", style="sci", scilimits=(-3, 4))
+            ax.legend(frameon=False, loc="best")
+        fig.suptitle(f"{what} over runs with {confidence:.0%} bootstrap CIs ({mode} episodes; "
+                     f"cut where fewer than {min_runs} runs)", fontsize=8)
+    fig.evalkit_data = data
+    return fig
+
+
+def normalized_curve_table(table: pd.DataFrame, references: Mapping[str, tuple[float, float]], mode: str = "train",
+                           points: int = 50, reps: int = 2_000, confidence: float = 0.95, seed: int = 0
+                           ) -> pd.DataFrame:
+    """IQM across runs and envs of min-max normalized curve values, per label and grid point.
+
+    ``references[env] = (low, high)``: score 0 and 1 of each env. The grid is the fraction of each
+    env's budget (envs may have different budgets); at each point the (runs, envs) matrix of
+    normalized values gets a stratified-bootstrap interval of the IQM (Agarwal et al. 2021); runs
+    without an episode in a window are left out of that point (``n`` is the fewest runs in an env).
+    """
+    curves = metrics.learning_curves(table, points=points, mode=mode)
+    missing = sorted(set(curves["env"]) - set(references))
+    if missing:
+        raise ValueError(f"references: no (low, high) for env(s) {', '.join(missing)}")
+    curves = curves.copy()
+    low = curves["env"].map(lambda e: references[e][0]).astype(float)
+    high = curves["env"].map(lambda e: references[e][1]).astype(float)
+    curves["norm"] = (curves["value"] - low) / (high - low)
+    curves["fraction"] = curves.groupby("env")["step"].rank(method="dense") / points
+    rows = []
+    for i, ((label, frac), g) in enumerate(curves.groupby(["label", "fraction"], sort=True)):
+        wide = g.pivot_table(index="seed_index", columns="env", values="norm", aggfunc="first", dropna=False)
+        n_env = wide.notna().sum(axis=0)
+        full = len(n_env) == curves["env"].nunique()
+        row = {"label": label, "fraction": float(frac), "n": int(n_env.min()) if full else 0,
+               "envs": int(wide.shape[1]), "point": np.nan, "low": np.nan, "high": np.nan}
+        if row["n"] >= 2:
+            m = wide.to_numpy(float)
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                est = stats.interval_estimates({"a": m}, "iqm", reps=reps, confidence=confidence, seed=seed + i,
+                                               nan_policy="omit")["a"]
+            row.update(point=est.point, low=est.low, high=est.high)
+        rows.append(row)
+    return pd.DataFrame(rows, columns=["label", "fraction", "n", "envs", "point", "low", "high"])
+
+
+def normalized_curves(table: pd.DataFrame, references: Mapping[str, tuple[float, float]], mode: str = "train",
+                      points: int = 50, reps: int = 2_000, confidence: float = 0.95, seed: int = 0,
+                      colors: Mapping[str, tuple] | None = None, size: str = "single") -> Figure:
+    """Aggregate sample-efficiency curves: IQM of normalized scores across envs and runs against the
+    fraction of the budget, with stratified-bootstrap bands (``fig.evalkit_data``: the table)."""
+    data = normalized_curve_table(table, references, mode, points, reps, confidence, seed)
+    cmap = _colors(data["label"], colors)
+    with style():
+        fig, (ax,) = _grid(1, size, panel_height=2.4, max_cols=1)
+        for label, g in data.groupby("label", sort=True):
+            g = g[g["n"] > 0]  # fractions where some env had no episode end in any run carry no data
+            ax.plot(100 * g["fraction"], g["point"], color=cmap[label], ls=linestyle(sorted(cmap).index(label)),
+                    label=f"{label} ({_n_text(g['n'])} runs x {int(g['envs'].max())} envs)")
+            ax.fill_between(100 * g["fraction"], g["low"], g["high"], color=cmap[label], alpha=0.2, lw=0)
+        ax.set_xlabel("% of the step budget")
+        ax.set_ylabel("IQM normalized score")
+        ax.set_title(f"IQM across envs, min-max normalized to references, {confidence:.0%} CIs")
+        ax.legend(frameon=False, loc="best")
+    fig.evalkit_data = data
+    return fig
+
+
+# ---------------------------------------------------------------------------------------------
+# aggregates across envs (rliable style)
+# ---------------------------------------------------------------------------------------------
+
+def aggregate_intervals(scores: Mapping[str, np.ndarray],
+                        aggregates: Sequence[str] = ("median", "iqm", "mean", "optimality_gap"),
+                        reps: int = 2_000, confidence: float = 0.95, seed: int = 0,
+                        colors: Mapping[str, tuple] | None = None, xlabel: str = "normalized score",
+                        size: str = "double") -> Figure:
+    """Point estimates and stratified-bootstrap CIs of each aggregate, one panel per aggregate.
+
+    ``scores``: ``{label: (runs, envs)}`` normalized scores. ``fig.evalkit_data``: long table
+    label, aggregate, point, low, high, n, envs.
+    """
+    est = stats.interval_estimates(scores, list(aggregates), reps=reps, confidence=confidence, seed=seed)
+    labels = sorted(est)
+    data = pd.DataFrame([{"label": lab, "aggregate": a, "point": e.point, "low": e.low, "high": e.high,
+                          "n": e.n, "envs": np.asarray(scores[lab]).shape[1]}
+                         for lab in labels for a, e in est[lab].items()])
+    cmap = _colors(labels, colors)
+    with style():
+        fig, axes = _grid(len(aggregates), size, panel_height=0.35 * len(labels) + 0.8, max_cols=len(aggregates))
+        for ax, a in zip(axes, aggregates):
+            d = data[data["aggregate"] == a].set_index("label").loc[labels]
+            for y, (label, r) in enumerate(d.iterrows()):
+                ax.barh(y, r["high"] - r["low"], left=r["low"], height=0.6, color=cmap[label], alpha=0.75)
+                ax.vlines(r["point"], y - 0.3, y + 0.3, color="k", lw=1.2)
+            ax.set_yticks(range(len(labels)), [f"{lab} (n={int(d.loc[lab, 'n'])})" for lab in labels]
+                          if a == aggregates[0] else [])
+            ax.set_title(AGGREGATE_TITLES.get(a, a))
+            ax.set_xlabel(xlabel)
+            ax.grid(axis="y", visible=False)
+            ax.invert_yaxis()
+        fig.suptitle(f"{confidence:.0%} stratified-bootstrap CIs over runs and {int(data['envs'].max())} envs "
+                     f"({reps} resamples)", fontsize=8)
+    fig.evalkit_data = data
+    return fig
+
+
+def improvement(scores: Mapping[str, np.ndarray], pairs: Sequence[tuple[str, str]] | None = None,
+                reps: int = 2_000, confidence: float = 0.95, seed: int = 0,
+                colors: Mapping[str, tuple] | None = None, size: str = "single") -> Figure:
+    """Probability of improvement P(X > Y) per pair, averaged over envs, with stratified-bootstrap CIs.
+
+    ``pairs`` defaults to every ordered pair (X, Y) with X before Y in sorted order.
+    """
+    labels = sorted(scores)
+    if pairs is None:  # better (higher mean score) first, so bars read as "how sure is the lead"
+        ranked = sorted(labels, key=lambda k: -float(np.nanmean(np.asarray(scores[k], float))))
+        pairs = [(x, y) for i, x in enumerate(ranked) for y in ranked[i + 1:]]
+    if not pairs:
+        raise ValueError("improvement: needs at least two algorithms")
+    rows = []
+    for k, (x, y) in enumerate(pairs):
+        e = stats.probability_of_improvement(scores[x], scores[y], reps=reps, confidence=confidence, seed=seed + k)
+        rows.append({"x": x, "y": y, "point": e.point, "low": e.low, "high": e.high, "n": e.n})
+    data = pd.DataFrame(rows)
+    cmap = _colors(labels, colors)
+    with style():
+        fig, (ax,) = _grid(1, size, panel_height=0.3 * len(pairs) + 0.9, max_cols=1)
+        for i, r in data.iterrows():
+            ax.barh(i, max(r["high"] - r["low"], 0.004), left=min(r["low"], 0.996), height=0.6, color=cmap[r["x"]],
+                    alpha=0.75)
+            ax.plot([r["point"]], [i], marker="|", ms=10, mew=1.5, color="k")
+        ax.axvline(0.5, color="grey", ls="--", lw=0.8)
+        ax.set_yticks(range(len(data)), [f"P({r.x} > {r.y})" for r in data.itertuples()])
+        ax.set_xlim(0, 1)
+        ax.invert_yaxis()
+        ax.grid(axis="y", visible=False)
+        ax.set_xlabel(f"probability of improvement ({confidence:.0%} CIs, n={_n_text(data['n'])[2:]} runs)")
+    fig.evalkit_data = data
+    return fig
+
+
+def performance_profiles(scores: Mapping[str, np.ndarray], taus: Sequence[float] | None = None, reps: int = 2_000,
+                         confidence: float = 0.95, seed: int = 0, colors: Mapping[str, tuple] | None = None,
+                         xlabel: str = "normalized score tau", size: str = "single") -> Figure:
+    """Performance profiles (fraction of runs with score > tau, over runs and envs) with bootstrap bands."""
+    labels = sorted(scores)
+    if taus is None:
+        allv = np.concatenate([np.asarray(v, float).ravel() for v in scores.values()])
+        allv = allv[np.isfinite(allv)]
+        taus = np.linspace(min(0.0, allv.min()), max(1.0, allv.max()), 81)
+    frames = []
+    for k, lab in enumerate(labels):
+        p = stats.performance_profile(scores[lab], taus, reps=reps, confidence=confidence, seed=seed + k)
+        frames.append(p.assign(label=lab, n=np.asarray(scores[lab]).shape[0]))
+    data = pd.concat(frames, ignore_index=True)
+    cmap = _colors(labels, colors)
+    with style():
+        fig, (ax,) = _grid(1, size, panel_height=2.4, max_cols=1)
+        for lab in labels:
+            d = data[data["label"] == lab]
+            ax.plot(d["tau"], d["point"], color=cmap[lab], ls=linestyle(sorted(cmap).index(lab)),
+                    label=f"{lab} (n={int(d['n'].iloc[0])})")
+            ax.fill_between(d["tau"], d["low"], d["high"], color=cmap[lab], alpha=0.2, lw=0)
+        ax.set_xlabel(xlabel)
+        ax.set_ylabel("fraction of runs with score > tau")
+        ax.set_ylim(-0.02, 1.02)
+        ax.set_title(f"performance profiles, {confidence:.0%} bootstrap bands")
+        ax.legend(frameon=False, loc="best")
+    fig.evalkit_data = data
+    return fig
+
+
+# ---------------------------------------------------------------------------------------------
+# per-env score distributions: confidence vs tolerance intervals
+# ---------------------------------------------------------------------------------------------
+
+def distribution_table(runs: pd.DataFrame, coverage: float = 0.9, confidence: float = 0.95, reps: int = 10_000,
+                       seed: int = 0) -> pd.DataFrame:
+    """Per (label, env): n, mean, 95% percentile bootstrap CI of the mean, the normal-theory
+    (``coverage``, ``confidence``) tolerance interval, and the standard error (not an interval)."""
+    rows = []
+    for k, ((label, env), g) in enumerate(runs.groupby(["label", "env"], sort=True)):
+        x = g["score"].to_numpy(float)
+        x = x[np.isfinite(x)]
+        row = {"label": label, "env": env, "n": len(x), "mean": x.mean() if len(x) else np.nan,
+               "ci_low": np.nan, "ci_high": np.nan, "tol_low": np.nan, "tol_high": np.nan, "se": np.nan}
+        if len(x) >= 2:
+            ci = stats.bootstrap_interval(x, np.mean, reps=reps, seed=seed + k) if np.ptp(x) > 0 else None
+            tol = stats.tolerance_interval(x, coverage, confidence, "normal")
+            row.update(ci_low=ci.low if ci else x[0], ci_high=ci.high if ci else x[0], tol_low=tol.low,
+                       tol_high=tol.high, se=x.std(ddof=1) / np.sqrt(len(x)))
+        rows.append(row)
+    return pd.DataFrame(rows)
+
+
+def _jitter(n: int, width: float = 0.16) -> np.ndarray:
+    """Deterministic, evenly spread horizontal offsets (no random state)."""
+    return np.zeros(n) if n <= 1 else np.linspace(-width, width, n)[np.argsort(np.argsort(np.arange(n) * 7919 % n))]
+
+
+def score_distributions(runs: pd.DataFrame, coverage: float = 0.9, confidence: float = 0.95, reps: int = 10_000,
+                        seed: int = 0, colors: Mapping[str, tuple] | None = None, ylabel: str = "run score",
+                        size: str = "double") -> Figure:
+    """Per env: every run's score (dots), and beside them the 95% CI of the mean (thick bar), the
+    (coverage, confidence) tolerance interval (thin bar) and +-1 standard error (grey, short):
+    the CI says where the mean is, the tolerance interval where most runs land, the standard
+    error neither (Patterson et al. 2023). ``runs``: per-run table (label, env, score)."""
+    data = distribution_table(runs, coverage, confidence, reps, seed)
+    envs = sorted(data["env"].unique())
+    cmap = _colors(data["label"], colors)
+    labels = sorted(cmap)
+    with style():
+        fig, axes = _grid(len(envs), size, panel_height=2.2)
+        for ax, env in zip(axes, envs):
+            d = data[data["env"] == env].set_index("label")
+            present = [lab for lab in labels if lab in d.index]
+            for i, lab in enumerate(present):
+                x = runs[(runs["label"] == lab) & (runs["env"] == env)]["score"].to_numpy(float)
+                x = np.sort(x[np.isfinite(x)])
+                ax.scatter(i - 0.22 + _jitter(len(x), 0.12), x, s=7, color=cmap[lab], alpha=0.8, lw=0)
+                r = d.loc[lab]
+                ax.vlines(i + 0.08, r["mean"] - r["se"], r["mean"] + r["se"], color="0.55", lw=3)
+                ax.vlines(i + 0.2, r["ci_low"], r["ci_high"], color=cmap[lab], lw=3.5)
+                ax.vlines(i + 0.32, r["tol_low"], r["tol_high"], color=cmap[lab], lw=1.2)
+                ax.plot([i + 0.2], [r["mean"]], marker="_", color="k", ms=7)
+            ax.set_xticks(range(len(present)), [f"{lab}\n(n={int(d.loc[lab, 'n'])})" for lab in present],
+                          rotation=30 if len(present) > 3 else 0, ha="right" if len(present) > 3 else "center")
+            ax.set_xlim(-0.6, len(present) - 0.4)
+            ax.set_title(env)
+            ax.set_ylabel(ylabel)
+            ax.grid(axis="x", visible=False)
+        handles = [Line2D([], [], marker="o", ls="", color="0.3", ms=3, label="runs"),
+                   Line2D([], [], color="0.55", lw=3, label="mean +-1 s.e. (not an interval)"),
+                   Line2D([], [], color="0.2", lw=3.5, label=f"{confidence:.0%} CI of the mean (bootstrap)"),
+                   Line2D([], [], color="0.2", lw=1.2,
+                          label=f"tolerance: {coverage:.0%} of runs, {confidence:.0%} conf. (normal)")]
+        fig.legend(handles=handles, loc="outside lower center", ncols=2, frameon=False)
+    fig.evalkit_data = data
+    return fig
+
+
+# ---------------------------------------------------------------------------------------------
+# hyperparameters: sensitivity and tuning budget
+# ---------------------------------------------------------------------------------------------
+
+def _log_scale(values: pd.Series) -> bool:
+    v = pd.to_numeric(values, errors="coerce").to_numpy(float)
+    return bool(np.isfinite(v).all() and (v > 0).all() and v.max() / v.min() >= 20)
+
+
+def sensitivity_curves(curves: pd.DataFrame, colors: Mapping[str, tuple] | None = None,
+                       size: str = "double") -> Figure:
+    """Performance against one hyperparameter's value, per env, from
+    :func:`evalkit.sensitivity.sensitivity_curves` (point and band per value)."""
+    if curves.empty:
+        raise ValueError("sensitivity_curves: empty curve table")
+    envs = sorted(curves["env"].unique())
+    hp = str(curves["hyperparameter"].iloc[0])
+    cmap = _colors(curves["algorithm"], colors)
+    numeric = pd.to_numeric(curves["value"], errors="coerce").notna().all()
+    with style():
+        fig, axes = _grid(len(envs), size)
+        for ax, env in zip(axes, envs):
+            d = curves[curves["env"] == env]
+            for alg, g in d.groupby("algorithm", sort=True):
+                g = g.assign(x=pd.to_numeric(g["value"]) if numeric else g["value"].astype(str))
+                g = g.sort_values("x")
+                ax.plot(g["x"], g["point"], marker="o", ms=3, color=cmap[alg], label=alg)
+                ax.fill_between(g["x"], g["low"], g["high"], color=cmap[alg], alpha=0.2, lw=0)
+            if numeric and _log_scale(d["value"]):
+                ax.set_xscale("log")
+            ax.set_title(env)
+            ax.set_xlabel(hp)
+            ax.set_ylabel(f"{curves['mode'].iloc[0]} normalized score" if "mode" in curves else "score")
+            ax.legend(frameon=False, loc="best")
+        conf = curves["confidence"].iloc[0] if "confidence" in curves else 0.95
+        fig.suptitle(f"sensitivity to {hp} ({conf:.0%} bootstrap CIs)", fontsize=8)
+    fig.evalkit_data = curves
+    return fig
+
+
+def sensitivity_plane(result, colors: Mapping[str, tuple] | None = None, size: str = "single") -> Figure:
+    """The performance-sensitivity plane of Adkins et al. (2024): per algorithm, sensitivity Phi
+    (x) against per-env tuned performance (y), both with bootstrap CIs. ``result``: a
+    :class:`evalkit.sensitivity.SensitivityResult`. Lower right is best (good and insensitive)."""
+    data = result.table()
+    cmap = _colors(data["algorithm"], colors)
+    with style():
+        fig, (ax,) = _grid(1, size, panel_height=2.6, max_cols=1)
+        for r in data.itertuples():
+            ax.errorbar(r.sensitivity, r.per_env_tuned,
+                        xerr=[[r.sensitivity - r.sensitivity_low], [r.sensitivity_high - r.sensitivity]],
+                        yerr=[[r.per_env_tuned - r.per_env_tuned_low], [r.per_env_tuned_high - r.per_env_tuned]],
+                        fmt="o", ms=4, color=cmap[r.algorithm], capsize=2, lw=1,
+                        label=f"{r.algorithm} ({r.n_settings} settings, {r.n_runs} runs)")
+        ax.set_xlabel("sensitivity Phi (per-env tuned - cross-env tuned)")
+        ax.set_ylabel("per-env tuned normalized score")
+        ax.set_title(f"performance-sensitivity plane ({result.confidence:.0%} CIs)")
+        ax.legend(frameon=False, loc="best")
+    fig.evalkit_data = data
+    return fig
+
+
+def expected_max(curves: pd.DataFrame, colors: Mapping[str, tuple] | None = None, ylabel: str = "score",
+                 size: str = "single") -> Figure:
+    """Expected maximum performance against the number of hyperparameter settings tried (Dodge et
+    al. 2019), with the bootstrap band; ``curves``: long table algorithm, budget, point, low, high."""
+    if curves.empty:
+        raise ValueError("expected_max: empty curve table")
+    cmap = _colors(curves["algorithm"], colors)
+    with style():
+        fig, (ax,) = _grid(1, size, panel_height=2.4, max_cols=1)
+        for alg, g in curves.groupby("algorithm", sort=True):
+            ax.plot(g["budget"], g["point"], marker="o", ms=2.5, color=cmap[alg],
+                    label=f"{alg} ({int(g['n'].iloc[0]) if 'n' in g else len(g)} settings)")
+            ax.fill_between(g["budget"], g["low"], g["high"], color=cmap[alg], alpha=0.2, lw=0)
+        ax.set_xlabel("hyperparameter settings tried (tuning budget)")
+        ax.set_ylabel(f"expected max {ylabel}")
+        conf = curves["confidence"].iloc[0] if "confidence" in curves else 0.95
+        ax.set_title(f"expected max performance ({conf:.0%} bootstrap bands)")
+        ax.legend(frameon=False, loc="best")
+    fig.evalkit_data = curves
+    return fig
+
+
+# ---------------------------------------------------------------------------------------------
+# output
+# ---------------------------------------------------------------------------------------------
+
+def save(fig: Figure, stem: str | Path, formats: Sequence[str] = ("pdf", "png"), dpi: int = 200) -> list[Path]:
+    """Write ``stem.pdf`` (vector) and ``stem.png``; each file is written to a temporary name and
+    renamed, so a killed process never leaves half a figure. Returns the paths written."""
+    stem = Path(stem)
+    stem.parent.mkdir(parents=True, exist_ok=True)
+    paths = []
+    for fmt in formats:
+        if fmt not in ("pdf", "png", "svg"):
+            raise ValueError(f"formats: expected pdf, png or svg, found {fmt!r}")
+        path = stem.with_suffix(f".{fmt}")
+        tmp = path.with_name(f".{path.name}.tmp")
+        with mpl.rc_context(STYLE):
+            fig.savefig(tmp, format=fmt, dpi=dpi, metadata={"CreationDate": None} if fmt == "pdf" else None)
+        os.replace(tmp, path)
+        paths.append(path)
+    return paths
