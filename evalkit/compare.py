@@ -97,7 +97,10 @@ def compare(study: Study, study_dir: Path, a: str, b: str, reps: int = 10_000, s
         poi = stats.probability_of_improvement(xs[:, None], ys[:, None], reps=min(reps, 5000), seed=seed)
         pooled_sd = float(np.sqrt((xs.var(ddof=1) + ys.var(ddof=1)) / 2))
         diff = xs.mean() - ys.mean()
-        need = stats.runs_needed(diff, pooled_sd) if diff != 0 and pooled_sd > 0 else None
+        try:
+            need = stats.runs_needed(diff, pooled_sd) if diff != 0 and pooled_sd > 0 else None
+        except ValueError:  # too small a difference to detect with any practical number of runs
+            need = "> 1,000,000"
         mde = stats.minimum_detectable_effect(len(xs), len(ys), sd=pooled_sd) if pooled_sd > 0 else 0.0
         pvals.append(test.p_value)
         rows.append({"env": env, f"n {a}": len(xs), f"n {b}": len(ys),

@@ -116,7 +116,7 @@ def build(data: StudyData, kinds=KINDS, size: str = "double", reps: int = 2_000,
                                                         colors=colors, size=size)
         refs = {e.name: e.reference for e in study.envs}
         envs = sorted(data.table["env"].unique()) if len(data.table) else []
-        if "normalized_curves" in kinds and envs and len(envs) > 1:
+        if "normalized_curves" in kinds and envs:
             if all(refs.get(e) for e in envs):
                 figs["normalized_curves"] = plots.normalized_curves(_curve_table(data), refs, reps=reps, seed=seed,
                                                                     colors=colors, size=single)

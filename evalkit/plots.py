@@ -33,6 +33,7 @@ import pandas as pd
 import seaborn as sns
 from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
+from matplotlib.ticker import EngFormatter, MaxNLocator
 
 from evalkit import metrics, stats
 
@@ -85,6 +86,12 @@ def _grid(n_panels: int, size: str, panel_height: float = 2.0, max_cols: int | N
     for ax in axes[n_panels:]:
         ax.set_visible(False)
     return fig, axes[:n_panels]
+
+
+def _line_band(ax, x, g: pd.DataFrame, color, label: str, **line) -> None:
+    """A line through ``g["point"]`` and a translucent band from ``g["low"]`` to ``g["high"]``."""
+    ax.plot(x, g["point"], color=color, label=label, **line)
+    ax.fill_between(x, g["low"], g["high"], color=color, alpha=0.2, lw=0)
 
 
 def _n_text(ns: Sequence[int]) -> str:
@@ -155,13 +162,12 @@ def learning_curves(table: pd.DataFrame, mode: str = "train", aggregate: str = "
                 g = g[g["n"] > 0]  # windows where no run ended an episode carry no data; cut ones stay as gaps
                 ns = g.loc[~g["cut"], "n"]
                 name = f"{label} ({_n_text(ns) if len(ns) else 'n<' + str(min_runs)})"
-                ax.plot(g["step"], g["point"], color=cmap[label], ls=linestyle(sorted(cmap).index(label)),
-                        marker="o" if len(g) <= 15 else None, ms=2.5, label=name)
-                ax.fill_between(g["step"], g["low"], g["high"], color=cmap[label], alpha=0.2, lw=0)
+                _line_band(ax, g["step"], g, cmap[label], name, ls=linestyle(sorted(cmap).index(label)),
+                           marker="o" if len(g) <= 15 else None, ms=2.5)
             ax.set_title(env)
             ax.set_xlabel("environment steps")
             ax.set_ylabel(f"{what} {'evaluation' if mode == 'eval' else 'training'} return")
-            ax.ticklabel_format(axis="x", style="sci", scilimits=(-3, 4))
+            ax.xaxis.set_major_formatter(EngFormatter(sep=""))  # 10k, 1M: env steps
             ax.legend(frameon=False, loc="best")
         fig.suptitle(f"{what} over runs with {confidence:.0%} bootstrap CIs ({mode} episodes; "
                      f"cut where fewer than {min_runs} runs)", fontsize=8)
@@ -217,12 +223,13 @@ def normalized_curves(table: pd.DataFrame, references: Mapping[str, tuple[float,
         fig, (ax,) = _grid(1, size, panel_height=2.4, max_cols=1)
         for label, g in data.groupby("label", sort=True):
             g = g[g["n"] > 0]  # fractions where some env had no episode end in any run carry no data
-            ax.plot(100 * g["fraction"], g["point"], color=cmap[label], ls=linestyle(sorted(cmap).index(label)),
-                    label=f"{label} ({_n_text(g['n'])} runs x {int(g['envs'].max())} envs)")
-            ax.fill_between(100 * g["fraction"], g["low"], g["high"], color=cmap[label], alpha=0.2, lw=0)
+            _line_band(ax, 100 * g["fraction"], g, cmap[label],
+                       f"{label} ({_n_text(g['n'])} runs x {int(g['envs'].max())} env"
+                       f"{'s' if g['envs'].max() > 1 else ''})",
+                       ls=linestyle(sorted(cmap).index(label)))
         ax.set_xlabel("% of the step budget")
         ax.set_ylabel("IQM normalized score")
-        ax.set_title(f"IQM across envs, min-max normalized to references, {confidence:.0%} CIs")
+        ax.set_title(f"IQM of min-max normalized returns, {confidence:.0%} CIs")
         ax.legend(frameon=False, loc="best")
     fig.evalkit_data = data
     return fig
@@ -261,7 +268,8 @@ def aggregate_intervals(scores: Mapping[str, np.ndarray],
             ax.set_xlabel(xlabel)
             ax.grid(axis="y", visible=False)
             ax.invert_yaxis()
-        fig.suptitle(f"{confidence:.0%} stratified-bootstrap CIs over runs and {int(data['envs'].max())} envs "
+        n_envs = int(data["envs"].max())
+        fig.suptitle(f"{confidence:.0%} stratified-bootstrap CIs over runs and {n_envs} env{'s' if n_envs > 1 else ''} "
                      f"({reps} resamples)", fontsize=8)
     fig.evalkit_data = data
     return fig
@@ -321,9 +329,8 @@ def performance_profiles(scores: Mapping[str, np.ndarray], taus: Sequence[float]
         fig, (ax,) = _grid(1, size, panel_height=2.4, max_cols=1)
         for lab in labels:
             d = data[data["label"] == lab]
-            ax.plot(d["tau"], d["point"], color=cmap[lab], ls=linestyle(sorted(cmap).index(lab)),
-                    label=f"{lab} (n={int(d['n'].iloc[0])})")
-            ax.fill_between(d["tau"], d["low"], d["high"], color=cmap[lab], alpha=0.2, lw=0)
+            _line_band(ax, d["tau"], d, cmap[lab], f"{lab} (n={int(d['n'].iloc[0])})",
+                       ls=linestyle(sorted(cmap).index(lab)))
         ax.set_xlabel(xlabel)
         ax.set_ylabel("fraction of runs with score > tau")
         ax.set_ylim(-0.02, 1.02)
@@ -428,8 +435,7 @@ def sensitivity_curves(curves: pd.DataFrame, colors: Mapping[str, tuple] | None 
             for alg, g in d.groupby("algorithm", sort=True):
                 g = g.assign(x=pd.to_numeric(g["value"]) if numeric else g["value"].astype(str))
                 g = g.sort_values("x")
-                ax.plot(g["x"], g["point"], marker="o", ms=3, color=cmap[alg], label=alg)
-                ax.fill_between(g["x"], g["low"], g["high"], color=cmap[alg], alpha=0.2, lw=0)
+                _line_band(ax, g["x"], g, cmap[alg], alg, marker="o", ms=3)
             if numeric and _log_scale(d["value"]):
                 ax.set_xscale("log")
             ax.set_title(env)
@@ -474,10 +480,10 @@ def expected_max(curves: pd.DataFrame, colors: Mapping[str, tuple] | None = None
     with style():
         fig, (ax,) = _grid(1, size, panel_height=2.4, max_cols=1)
         for alg, g in curves.groupby("algorithm", sort=True):
-            ax.plot(g["budget"], g["point"], marker="o", ms=2.5, color=cmap[alg],
-                    label=f"{alg} ({int(g['n'].iloc[0]) if 'n' in g else len(g)} settings)")
-            ax.fill_between(g["budget"], g["low"], g["high"], color=cmap[alg], alpha=0.2, lw=0)
+            _line_band(ax, g["budget"], g, cmap[alg], f"{alg} ({int(g['n'].iloc[0]) if 'n' in g else len(g)} settings)",
+                       marker="o", ms=2.5)
         ax.set_xlabel("hyperparameter settings tried (tuning budget)")
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
         ax.set_ylabel(f"expected max {ylabel}")
         conf = curves["confidence"].iloc[0] if "confidence" in curves else 0.95
         ax.set_title(f"expected max performance ({conf:.0%} bootstrap bands)")

@@ -182,7 +182,10 @@ def _pairwise(data, reps: int, seed: int, max_labels: int = 6) -> pd.DataFrame:
                 else:
                     p = 0.0 if diff != 0 else 1.0
                 poi = stats.probability_of_improvement(x[:, None], y[:, None], reps=min(reps, 2000), seed=seed)
-                need = stats.runs_needed(diff, sd) if diff != 0 and sd > 0 else None
+                try:
+                    need = stats.runs_needed(diff, sd) if diff != 0 and sd > 0 else None
+                except ValueError:  # a difference too small to detect with any practical number of runs
+                    need = "> 1,000,000"
                 pvals.append(p)
                 rows.append({"env": env, "X": a, "Y": b, "mean X - mean Y": diff, "p (Welch)": p,
                              "P(X > Y)": _fmt_ci(poi.point, poi.low, poi.high),

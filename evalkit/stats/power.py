@@ -57,12 +57,19 @@ def runs_needed(effect: float, sd: float, alpha: float = 0.05, power: float = 0.
         raise ValueError(f"effect: expected a non-zero finite difference, found {effect!r}")
     power_at = ((lambda n: t_test_power(abs(effect), sd, n, n, alpha)) if test == "welch"
                 else (lambda n: paired_t_test_power(abs(effect), sd, n, alpha)))
-    n = 2
-    while power_at(n) < power:
-        n += 1
-        if n > 1_000_000:
+    if power_at(2) >= power:
+        return 2
+    lo, hi = 2, 4  # power grows with n: double to bracket, then bisect (O(log n) power evaluations)
+    while power_at(hi) < power:
+        lo, hi = hi, hi * 2
+        if hi > 2_000_000:
             raise ValueError("effect: too small to detect with fewer than a million runs")
-    return n
+    while hi - lo > 1:
+        mid = (lo + hi) // 2
+        lo, hi = (lo, mid) if power_at(mid) >= power else (mid, hi)
+    if hi > 1_000_000:
+        raise ValueError("effect: too small to detect with fewer than a million runs")
+    return hi
 
 
 def minimum_detectable_effect(n_a: int, n_b: int, sd: float, alpha: float = 0.05, power: float = 0.8) -> float:
