@@ -13,7 +13,9 @@ import dataclasses
 import fcntl
 import json
 import os
+import shutil
 import sys
+import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -212,6 +214,10 @@ class _Execution:
         capacity = max(1, cluster_cpus if self.opt.address else min(self.opt.workers, cluster_cpus))
         queue = collections.deque(units)
         pending: dict = {}
+        # timeouts count from a unit's start, which the worker marks with a file; on an external
+        # cluster the worker may not share this file system, so there they count from submission
+        markers = None if self.opt.address else Path(tempfile.mkdtemp(prefix="evalkit-started-"))
+        submitted = 0
         try:
             while queue or pending:
                 while queue and len(pending) < capacity:
@@ -222,20 +228,24 @@ class _Execution:
                     if res.memory_mb:
                         opts["memory"] = res.memory_mb * 1024 * 1024
                         fn = remote_fresh
-                    pending[fn.options(**opts).remote(unit)] = (unit, time.monotonic())
+                    submitted += 1
+                    marker = str(markers / str(submitted)) if markers else None
+                    pending[fn.options(**opts).remote(unit, False, marker)] = (unit, time.time(), marker)
                 ready, _ = ray.wait(list(pending), num_returns=1, timeout=0.5)
                 for ref in ready:
-                    unit, _t0 = pending.pop(ref)
+                    unit, _t0, _marker = pending.pop(ref)
                     try:
                         outcomes = ray.get(ref)
                     except Exception as exc:  # worker died (segfault, OOM kill) or Ray error
                         outcomes = [worker.Outcome(r, False, error=f"{type(exc).__name__}: {exc}",
                                                    cause="worker died") for r in unit]
                     self.record(unit, outcomes, bar, queue)
-                now = time.monotonic()
-                for ref, (unit, t0) in list(pending.items()):
+                now = time.time()
+                for ref, (unit, t0, marker) in list(pending.items()):
                     limit = unit[0].resources.timeout_s or self.opt.timeout_s
-                    if limit and now - t0 > limit:
+                    if limit and marker:
+                        t0 = _started_at(marker)
+                    if limit and t0 is not None and now - t0 > limit:
                         ray.cancel(ref, force=True)
                         pending.pop(ref)
                         outcomes = [worker.Outcome(r, False, wall_s=now - t0, cause="timeout",
@@ -245,6 +255,18 @@ class _Execution:
             for ref in pending:
                 ray.cancel(ref, force=True)
             raise
+        finally:
+            if markers:
+                shutil.rmtree(markers, ignore_errors=True)
+
+
+def _started_at(marker: str) -> float | None:
+    """When the worker started the unit (the time it wrote), or None while it has not started."""
+    try:
+        text = Path(marker).read_text()
+        return float(text) if text else os.path.getmtime(marker)
+    except (OSError, ValueError):
+        return None
 
 
 def init_ray(options: Options) -> None:

@@ -93,9 +93,15 @@ def execute(run: Run, in_process: bool = False) -> Outcome:
                        cause=cause, output=output)
 
 
-def execute_unit(unit: tuple[Run, ...], in_process: bool = False) -> list[Outcome]:
+def execute_unit(unit: tuple[Run, ...], in_process: bool = False, started: str | None = None) -> list[Outcome]:
     """Execute one unit: a single run, or a block of seeds of one setting through the agent's
-    ``train_batch`` (all seeds in one process, one batched computation). Never raises."""
+    ``train_batch`` (all seeds in one process, one batched computation). Never raises.
+
+    ``started``: a file to create when the unit starts executing, so the driver measures a run's
+    timeout from its start, not from when it was queued (worker start-up can take seconds)."""
+    if started:
+        with open(started, "w") as fh:
+            fh.write(f"{time.time():.6f}")
     if len(unit) == 1 and unit[0].batch <= 1:
         return [execute(unit[0], in_process)]
     t0 = time.perf_counter()

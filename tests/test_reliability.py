@@ -141,7 +141,11 @@ def test_worker_death_is_a_failed_run_and_the_study_goes_on(ray_instance, write_
     text = STUDY.format(runs=2, config=f'crash = "{crash}", fail_seed = {bad}').replace("sweep = { mean = [1.0, 2.0] }", "")
     text += "\n[resources]\nmemory_mb = 1024\n" if crash == "memory" else ""
     study = spec.load_study(write_study(text))
-    summary = runner.run_study(study, tmp_path, runner.Options(backend="ray", retries=1, timeout_s=5, progress=False))
+    # only the hang needs a short timeout; elsewhere a generous one keeps a slow death notice (a
+    # loaded machine) from being classified as a timeout
+    timeout = 5 if crash == "hang" else 120
+    summary = runner.run_study(study, tmp_path, runner.Options(backend="ray", retries=1, timeout_s=timeout,
+                                                               progress=False))
     assert summary.completed == 1 and len(summary.failed) == 1
     (record,) = store.read_failures(tmp_path / "rel").values()
     assert record["cause"] == cause and record["attempts"] == 2
