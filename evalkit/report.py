@@ -59,7 +59,29 @@ def text_report(study: Study, study_dir: Path, reps: int = 10_000, seed: int = 0
             div = f"  ({r['diverged']} diverged)" if r["diverged"] else ""
             lines.append(f"  {r['algorithm']:>20s}  mean {r['mean']:9.2f} {ci}  IQM {r['iqm']:9.2f}  n={r['n']}{div}")
         lines.append("")
+    lines += _tuning_lines(study, study_dir)
     return "\n".join(lines)
+
+
+def _tuning_lines(study: Study, study_dir: Path) -> list[str]:
+    """For a tuned study: each algorithm's tuning budget and the setting chosen per env."""
+    from evalkit import selection
+    from evalkit.status import load_current
+    chosen = selection.load_selection(study_dir) if study.tuning else None
+    if not chosen:
+        return []
+    table = load_current(study, study_dir)
+    tune = table[table["phase"] == "tune"].drop_duplicates("run_id")
+    lines = [f"tuning ({study.tuning.search} search, {chosen['method']}):"]
+    for alg in study.algorithms:
+        g = tune[tune["algorithm"] == alg.name]
+        lines.append(f"  {alg.name}: budget {g['setting'].nunique()} settings, {len(g)} runs, "
+                     f"{int(g['budget'].sum()):,} env steps")
+        for sel in chosen["selected"]:
+            if sel["algorithm"] == alg.name:
+                values = ", ".join(f"{k}={v}" for k, v in sorted(sel["setting"].items())) or "defaults"
+                lines.append(f"    {sel['env']}: {values}")
+    return lines + [""]
 
 
 # ---------------------------------------------------------------------------------------------
@@ -305,6 +327,34 @@ def build_report(study: Study, study_dir: Path, out: Path | None = None, reps: i
     return doc, written
 
 
+def tuned_results_table(chosen: dict, budgets: pd.DataFrame | None, data, reps: int, seed: int) -> pd.DataFrame:
+    """Per (algorithm, env) of a tuned study: tuning budget (settings, runs, env steps), chosen
+    hyperparameters, tuning score, and the evaluation-seed mean with its 95% bootstrap CI."""
+    from evalkit import stats
+    budget = budgets.set_index("algorithm") if budgets is not None and len(budgets) else None
+    runs = data.runs
+    rows = []
+    for k, s in enumerate(chosen["selected"]):
+        alg, env = s["algorithm"], s["env"]
+        row = {"algorithm": alg, "env": env}
+        if budget is not None and alg in budget.index:
+            b = budget.loc[alg]
+            row["tuning budget"] = f"{int(b['settings'])} settings, {int(b['runs'])} runs, {int(b['env_steps']):,} steps"
+        row["chosen hyperparameters"] = (", ".join(f"{h}={v}" for h, v in sorted(s["setting"].items()))
+                                         or "defaults (nothing swept)")
+        row["tuning score"] = s["tuning_score"]
+        x = runs[(runs["algorithm"] == alg) & (runs["env"] == env)]["score"].to_numpy(float) if len(runs) else []
+        x = np.asarray(x)[np.isfinite(x)]
+        row["evaluation runs"] = len(x)
+        if len(x) >= 2 and np.ptp(x) > 0:
+            ci = stats.bootstrap_interval(x, np.mean, reps=reps, seed=seed + k)
+            row["evaluation score"] = _fmt_ci(ci.point, ci.low, ci.high)
+        else:
+            row["evaluation score"] = _fmt_ci(x.mean(), np.nan, np.nan) if len(x) else "not run yet"
+        rows.append(row)
+    return pd.DataFrame(rows)
+
+
 def _tuning_sections(doc, study: Study, study_dir: Path, data, reps: int, seed: int) -> list[str]:
     """Tuning (budget and chosen hyperparameters), audit, sensitivity and CHS, when the study has them.
     Returns warnings for the audit's warn and fail verdicts."""
@@ -323,11 +373,10 @@ def _tuning_sections(doc, study: Study, study_dir: Path, data, reps: int, seed: 
             doc.table(result.budgets, "Tuning budget per algorithm, recomputed from the stored tuning runs",
                       "budgets")
         if chosen:
-            rows = [{"algorithm": s["algorithm"], "env": s["env"],
-                     "chosen hyperparameters": ", ".join(f"{k}={v}" for k, v in sorted(s["setting"].items()))
-                     or "defaults (nothing swept)",
-                     "tuning score": s["tuning_score"]} for s in chosen["selected"]]
-            doc.table(pd.DataFrame(rows), f"Selected settings ({chosen['method']})", "selection")
+            table = tuned_results_table(chosen, result.budgets if result is not None else None, data, reps, seed)
+            doc.table(table, f"Result per algorithm: the tuning budget it received, the setting selected "
+                             f"({chosen['method']}) and its score on fresh evaluation seeds (metric "
+                             f"{study.metric}, mean with 95% percentile bootstrap CI)", "selection")
         if result is not None:
             doc.heading("Tuning-fairness audit", 3)
             verdicts = pd.DataFrame(sorted(result.verdicts().items()), columns=["algorithm", "verdict"])
