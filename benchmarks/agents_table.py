@@ -2,7 +2,9 @@
 
 IQM and mean of the final training return (episodes ending in the last 10% of steps) and of the
 last evaluation round, over the study's seeds, with 95% stratified-bootstrap CIs; env steps per
-second from each run's stored wall time; the public reference beside it.
+second from each run's stored wall time (a seed-batched run stores its block's wall time divided by
+the block's seeds, so for those this is the block's aggregate throughput); the public reference
+beside it, keyed by agent and env id.
 
     evalkit run studies/agents_benchmark.toml && python benchmarks/agents_table.py
 """
@@ -45,17 +47,20 @@ def main(path: str = "studies/agents_benchmark.toml") -> None:
     budgets = table.drop_duplicates("run_id").set_index("run_id")["budget"]
     from evalkit import store
     wall = {sr.meta["run_id"]: sr.meta["wall_s"] for sr in store.scan(spec.results_dir(study), repair=False).values()}
-    print("| agent | env | steps | seeds | final train IQM [95% CI] | final train mean | last eval IQM | last eval mean "
-          "| env steps/s | reference |")
+    batch = {r.run_id: r.batch for r in status.current_runs(study, spec.results_dir(study))}
+    print("| algorithm | env | steps | seeds | final train IQM [95% CI] | final train mean | last eval IQM | last eval mean "
+          "| env steps/s per process (seeds per process) | reference |")
     print("|---|---|---:|---:|---|---|---|---|---:|---|")
     for (alg, env), g in train.groupby(["algorithm", "env"]):
         env_id = study.env(env).id
+        agent = study.algorithm(alg).agent
+        per_process = max(batch.get(r, 1) for r in g["run_id"])
         e = evals[(evals["algorithm"] == alg) & (evals["env"] == env)]
         sps = np.mean([budgets[r] / wall[r] for r in g["run_id"] if wall.get(r)])
         ti, tm = cell(g["score"].to_numpy(float))
         ei, em = cell(e["score"].to_numpy(float))
-        print(f"| {alg} | {env_id} | {study.env(env).steps:,} | {len(g)} | {ti} | {tm} | {ei} | {em} | {sps:,.0f} | "
-              f"{REFERENCES.get((alg, env_id), '')} |")
+        print(f"| {alg} | {env_id} | {study.env(env).steps:,} | {len(g)} | {ti} | {tm} | {ei} | {em} | {sps:,.0f} "
+              f"({per_process}) | {REFERENCES.get((agent, env_id), '')} |")
 
 
 if __name__ == "__main__":
