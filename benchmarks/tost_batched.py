@@ -1,8 +1,9 @@
-"""Equivalence of batched and unbatched DQN on CartPole-v1: TOST on final returns (issue 9).
+"""Equivalence of batched and unbatched agents: TOST on final returns (issue 9).
 
-Usage (about 10 minutes on 2 cores at the defaults)::
+Usage (about 10-15 minutes on 2 cores)::
 
     nice -n 10 python benchmarks/tost_batched.py [--steps 50000] [--runs 10] [--margin 25] [--agent dqn]
+    nice -n 10 python benchmarks/tost_batched.py --agent ppo --env Acrobot-v1 --steps 200000 --margin 5
 
 Runs ``--runs`` seeds of the unbatched agent (``agents.dqn.train``, one after another, one thread)
 and ``--runs`` *different* seeds of the batched agent (``agents.dqn_batched.train_batch``, all
@@ -61,13 +62,16 @@ def main() -> None:
     ap.add_argument("--runs", type=int, default=10)
     ap.add_argument("--margin", type=float, default=25.0)
     ap.add_argument("--alpha", type=float, default=0.05)
-    ap.add_argument("--agent", default="dqn", choices=("dqn",))
+    ap.add_argument("--agent", default="dqn", choices=("dqn", "ppo"))
+    ap.add_argument("--config", default="{}", help="JSON hyperparameters for the agent's Config")
     ap.add_argument("--env", default="CartPole-v1")
     ap.add_argument("--out", default="results/tost_batched.json")
     args = ap.parse_args()
     torch.set_num_threads(1)
-    from agents import dqn, dqn_batched
-    config = dqn.Config()
+    import importlib
+    unbatched = importlib.import_module(f"agents.{args.agent}")
+    batched = importlib.import_module(f"agents.{args.agent}_batched")
+    config = unbatched.Config(**json.loads(args.config))
     unbatched_seeds = list(range(1000, 1000 + args.runs))
     batched_seeds = list(range(2000, 2000 + args.runs))
 
@@ -75,20 +79,20 @@ def main() -> None:
     unb = []
     for s in unbatched_seeds:
         log = ListLog()
-        dqn.train(args.env, config, s, args.steps, log)
+        unbatched.train(args.env, config, s, args.steps, log)
         unb.append(final_return(log, args.steps))
         print(f"unbatched seed {s}: final {unb[-1]:.1f}", flush=True)
     t_unb = time.perf_counter() - t0
     t0 = time.perf_counter()
     logs = [ListLog() for _ in batched_seeds]
-    dqn_batched.train_batch(args.env, config, batched_seeds, args.steps, logs)
+    batched.train_batch(args.env, config, batched_seeds, args.steps, logs)
     bat = [final_return(log, args.steps) for log in logs]
     t_bat = time.perf_counter() - t0
     for s, f in zip(batched_seeds, bat):
         print(f"batched seed {s}: final {f:.1f}")
     a, b = np.array(bat), np.array(unb)
     res = welch_tost(a, b, args.margin, args.alpha)
-    res.update({"env": args.env, "steps": args.steps, "runs": args.runs, "batched": bat, "unbatched": unb,
+    res.update({"agent": args.agent, "config": json.loads(args.config), "env": args.env, "steps": args.steps, "runs": args.runs, "batched": bat, "unbatched": unb,
                 "batched_mean": float(a.mean()), "unbatched_mean": float(b.mean()),
                 "batched_sd": float(a.std(ddof=1)), "unbatched_sd": float(b.std(ddof=1)),
                 "wall_unbatched_s": t_unb, "wall_batched_s": t_bat})
