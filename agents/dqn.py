@@ -6,8 +6,13 @@ linear decay; a Huber (or MSE) TD loss minimised by Adam every ``train_frequency
 ``target_update_interval`` steps (or Polyak averaging with ``tau < 1``).
 
 Termination and truncation differ: the TD target bootstraps from the next state unless the episode
-*terminated*; an episode cut by a time limit still bootstraps (Pardo et al. 2018). The default
-hyperparameters are rl-zoo3's tuned CartPole-v1 setting.
+*terminated*; an episode cut by a time limit still bootstraps (Pardo et al. 2018).
+
+Speed (issue 4): at these network sizes a CPU step is dominated by per-call overhead, not
+arithmetic, so the hot loop avoids ``nn.Module`` calls, autograd and ``torch.optim``'s Python
+wrapper (:class:`FlatQ`, :class:`FlatAdam`): parameters live in one flat buffer, the MLP's
+backward pass is written out, clipping is one norm and Adam one fused kernel call; acting is a
+numpy matrix-vector product on views of the same memory. The math is that of the textbook step.
 """
 
 from __future__ import annotations
@@ -94,36 +99,175 @@ class ReplayBuffer:
     def add(self, obs: np.ndarray, action: int, reward: float, next_obs: np.ndarray, terminated: bool) -> None:
         i = self.pos
         self.obs[i], self.actions[i], self.rewards[i] = obs, action, reward
-        self.next_obs[i], self.terminated[i] = next_obs, float(terminated)
-        self.pos = (i + 1) % self.capacity
-        self.size = min(self.size + 1, self.capacity)
+        self.next_obs[i], self.terminated[i] = next_obs, terminated
+        self.pos = i + 1 if i + 1 < self.capacity else 0
+        if self.size < self.capacity:
+            self.size += 1
 
     def sample(self, rng: np.random.Generator, batch: int) -> tuple[torch.Tensor, ...]:
-        idx = rng.integers(0, self.size, size=batch)
+        return self.gather(rng.integers(0, self.size, size=batch))
+
+    def gather(self, idx: np.ndarray) -> tuple[torch.Tensor, ...]:
+        """The transitions at ``idx`` as tensors (obs, actions, rewards, next_obs, terminated)."""
         return (torch.from_numpy(self.obs[idx]), torch.from_numpy(self.actions[idx]),
                 torch.from_numpy(self.rewards[idx]), torch.from_numpy(self.next_obs[idx]),
                 torch.from_numpy(self.terminated[idx]))
 
 
-def update(q: nn.Module, target: nn.Module, opt: torch.optim.Optimizer, batch: tuple[torch.Tensor, ...],
-           config: Config) -> float:
-    """One gradient step on a sampled batch; returns the loss."""
+class FlatQ:
+    """A :func:`q_network` whose parameters live in one contiguous buffer ``flat`` (with a gradient
+    buffer ``flat.grad``), laid out as ``[W1, b1, W2, b2, W3, b3]``.
+
+    The ``nn.Sequential`` ``net`` stays usable (``q(x)``, ``q.parameters()``: its parameters are
+    views of ``flat``), but the training step bypasses ``nn.Module`` and autograd, whose per-call
+    overhead dominates a step at these network sizes on a CPU: the forward pass is three ``addmm``;
+    the backward pass of the two-hidden-layer MLP is written out (the products autograd would
+    form); gradient clipping is one norm of ``flat.grad``; Adam steps ``flat`` as one tensor
+    (:class:`FlatAdam`). Acting uses numpy views of the same memory (a matrix-vector product per
+    layer, no tensor allocated per env step).
+    """
+
+    def __init__(self, net: nn.Sequential) -> None:
+        self.net = net
+        params = list(net.parameters())
+        self.flat = torch.zeros(sum(p.numel() for p in params), dtype=torch.float32)
+        self.flat.grad = torch.zeros_like(self.flat)
+        self.views, self.grads, off = [], [], 0
+        for p in params:
+            k = p.numel()
+            view = self.flat[off:off + k].view(p.shape)
+            view.copy_(p.detach())
+            p.data = view  # the module now reads (and tests inspect) the flat buffer
+            self.views.append(view)
+            self.grads.append(self.flat.grad[off:off + k].view(p.shape))
+            off += k
+        w1, b1, w2, b2, w3, b3 = self.views
+        self.layers = ((w1.t(), b1), (w2.t(), b2), (w3.t(), b3))  # (in, out) views for addmm
+        self.np_views = [v.numpy() for v in self.views]  # share memory: see every optimizer step
+
+    def __call__(self, x: torch.Tensor) -> torch.Tensor:
+        return self.net(x)
+
+    def parameters(self):
+        return self.net.parameters()
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        (w1, b1), (w2, b2), (w3, b3) = self.layers
+        h = torch.addmm(b1, x, w1).relu_()
+        h = torch.addmm(b2, h, w2).relu_()
+        return torch.addmm(b3, h, w3)
+
+    def act(self, obs: np.ndarray) -> int:
+        """Greedy action index of one float32 observation (numpy, no autograd, no tensor)."""
+        w1, b1, w2, b2, w3, b3 = self.np_views
+        h = w1 @ obs
+        h += b1
+        np.maximum(h, 0.0, out=h)
+        h2 = w2 @ h
+        h2 += b2
+        np.maximum(h2, 0.0, out=h2)
+        q = w3 @ h2
+        q += b3
+        return int(q.argmax())
+
+    def backward(self, x: torch.Tensor, actions: torch.Tensor, target: torch.Tensor,
+                 kind: str) -> torch.Tensor:
+        """Forward pass on ``x``, the mean TD loss of the taken actions against ``target``, and its
+        gradient written into ``flat.grad``; returns the loss."""
+        (w1t, b1), (w2t, b2), (w3t, b3) = self.layers
+        _, _, w2, _, w3, _ = self.views
+        gw1, gb1, gw2, gb2, gw3, gb3 = self.grads
+        h1 = torch.addmm(b1, x, w1t).relu_()
+        h2 = torch.addmm(b2, h1, w2t).relu_()
+        q = torch.addmm(b3, h2, w3t)
+        a = actions.unsqueeze(1)
+        q_taken = q.gather(1, a).squeeze(1)
+        diff = q_taken - target
+        if kind == "huber":  # smooth_l1 with beta 1: d loss / d q = clamp(diff, -1, 1) / n
+            loss = F.smooth_l1_loss(q_taken, target)
+            g = diff.clamp_(-1.0, 1.0).mul_(1.0 / diff.shape[0])
+        else:
+            loss = F.mse_loss(q_taken, target)
+            g = diff.mul_(2.0 / diff.shape[0])
+        dq = torch.zeros_like(q).scatter_(1, a, g.unsqueeze(1))
+        torch.mm(dq.t(), h2, out=gw3)
+        torch.sum(dq, 0, out=gb3)
+        dh = torch.mm(dq, w3).mul_(h2 > 0)
+        torch.mm(dh.t(), h1, out=gw2)
+        torch.sum(dh, 0, out=gb2)
+        dh = torch.mm(dh, w2).mul_(h1 > 0)
+        torch.mm(dh.t(), x, out=gw1)
+        torch.sum(dh, 0, out=gb1)
+        return loss
+
+
+class FlatAdam:
+    """``torch.optim.Adam(fused=True)`` (default betas and eps) for one flat parameter tensor with
+    its ``.grad``, calling the fused kernel directly: the same update, without the optimizer's
+    per-step Python overhead (which costs more than the kernel here). ``param_groups[0]["lr"]`` can
+    be set as on a torch optimizer. Falls back to ``torch.optim.Adam`` where the kernel is missing.
+    """
+
+    def __init__(self, flat: torch.Tensor, lr: float) -> None:
+        self.param_groups = [{"lr": lr}]
+        self.flat = flat
+        self.exp_avg = torch.zeros_like(flat)
+        self.exp_avg_sq = torch.zeros_like(flat)
+        self.step_t = torch.zeros((), dtype=torch.float32, device=flat.device)
+        self._torch = None
+        try:
+            self._kernel(0.0)  # lr 0: checks the kernel exists here; then undo its state change
+            self.exp_avg.zero_(), self.exp_avg_sq.zero_(), self.step_t.zero_()
+        except (AttributeError, RuntimeError, TypeError, NotImplementedError):
+            try:
+                self._torch = torch.optim.Adam([flat], lr=lr, fused=True)
+            except (RuntimeError, ValueError):
+                self._torch = torch.optim.Adam([flat], lr=lr)
+            self.param_groups = self._torch.param_groups
+
+    def _kernel(self, lr: float) -> None:
+        self.step_t.add_(1)
+        torch._fused_adam_([self.flat], [self.flat.grad], [self.exp_avg], [self.exp_avg_sq], [], [self.step_t],
+                           amsgrad=False, lr=lr, beta1=0.9, beta2=0.999, weight_decay=0.0, eps=1e-8,
+                           maximize=False, grad_scale=None, found_inf=None)
+
+    def step(self) -> None:
+        if self._torch is not None:
+            self._torch.step()
+        else:
+            self._kernel(float(self.param_groups[0]["lr"]))
+
+
+def update(q: FlatQ, target: FlatQ, opt: FlatAdam, batch: tuple[torch.Tensor, ...],
+           config: Config) -> torch.Tensor:
+    """One gradient step on a sampled batch; returns the loss (a 0-dim tensor).
+
+    The mean Huber (or MSE) TD loss, its gradient, ``clip_grad_norm_(max_grad_norm)`` over all
+    parameters and an Adam step: the step ``nn.Module`` + autograd + ``torch.optim.Adam`` take,
+    in fewer operations.
+    """
     obs, actions, rewards, next_obs, terminated = batch
     with torch.no_grad():
-        online = q(next_obs) if config.double_q else None
-        y = td_target(rewards, target(next_obs), terminated, config.gamma, online)
-    q_taken = q(obs).gather(1, actions[:, None]).squeeze(1)
-    loss = td_loss(q_taken, y, config.loss)
-    opt.zero_grad(set_to_none=True)
-    loss.backward()
-    nn.utils.clip_grad_norm_(q.parameters(), config.max_grad_norm)
+        online = q.forward(next_obs) if config.double_q else None
+        y = td_target(rewards, target.forward(next_obs), terminated, config.gamma, online)
+        loss = q.backward(obs, actions, y, config.loss)
+        g = q.flat.grad
+        norm = float(torch.linalg.vector_norm(g))  # clip_grad_norm_'s total norm over all parameters
+        coef = config.max_grad_norm / (norm + 1e-6)
+        if coef < 1.0:
+            g.mul_(coef)
     opt.step()
-    return float(loss.detach())
+    return loss
 
 
-def sync_target(q: nn.Module, target: nn.Module, tau: float) -> None:
+def sync_target(q, target, tau: float) -> None:
+    """Hard copy (``tau >= 1``) or Polyak averaging of ``q``'s parameters into ``target``'s."""
     with torch.no_grad():
-        for p, tp in zip(q.parameters(), target.parameters()):
+        if isinstance(q, FlatQ) and isinstance(target, FlatQ):
+            pairs = [(q.flat, target.flat)]
+        else:
+            pairs = zip(q.parameters(), target.parameters())
+        for p, tp in pairs:
             if tau >= 1.0:
                 tp.copy_(p)
             else:
@@ -141,31 +285,32 @@ def train(env_id: str, config: Config, seed: int, steps: int, log: EpisodeLog, *
     n_obs = int(np.prod(env.observation_space.shape))
     n_act, a0 = int(env.action_space.n), int(env.action_space.start)
     gen = torch.Generator().manual_seed(torch_generator_seed(rng))
-    q = q_network(n_obs, n_act, config.hidden, gen)
-    target = q_network(n_obs, n_act, config.hidden, gen)
+    q = FlatQ(q_network(n_obs, n_act, config.hidden, gen))
+    target = FlatQ(q_network(n_obs, n_act, config.hidden, gen))
     sync_target(q, target, 1.0)
-    opt = torch.optim.Adam(q.parameters(), lr=config.learning_rate)
+    opt = FlatAdam(q.flat, config.learning_rate)
     buffer = ReplayBuffer(min(config.buffer_size, max(steps, 1)), n_obs)
     clock = EvaluationClock(evaluation)
     decay = int(config.exploration_fraction * steps)
+    eps0, eps1 = config.exploration_initial_eps, config.exploration_final_eps
+    g_steps, n_batch = config.gradient_steps, config.batch_size
 
     def greedy(o: np.ndarray) -> int:
-        with torch.inference_mode():
-            return a0 + int(q(torch.as_tensor(np.asarray(o, np.float32).reshape(1, -1))).argmax())
+        return a0 + q.act(np.asarray(o, np.float32).ravel())
 
     obs = np.asarray(env.reset(seed=seed)[0], np.float32).ravel()
-    ep_ret, ep_len, loss, eps = 0.0, 0, None, config.exploration_initial_eps
+    ep_ret, ep_len, loss, eps = 0.0, 0, None, eps0
     for t in range(1, steps + 1):
-        eps = linear_schedule(config.exploration_initial_eps, config.exploration_final_eps, decay, t - 1)
-        action = int(rng.integers(n_act)) if rng.random() < eps else greedy(obs) - a0
+        eps = linear_schedule(eps0, eps1, decay, t - 1)
+        action = int(rng.integers(n_act)) if rng.random() < eps else q.act(obs)
         next_obs, r, term, trunc, _ = env.step(a0 + action)
         next_obs = np.asarray(next_obs, np.float32).ravel()
-        buffer.add(obs, action, float(r), next_obs, term)
+        buffer.add(obs, action, r, next_obs, term)
         ep_ret += float(r)
         ep_len += 1
         obs = next_obs
         if term or trunc:
-            extras = {"epsilon": eps} if loss is None else {"epsilon": eps, "loss": loss}
+            extras = {"epsilon": eps} if loss is None else {"epsilon": eps, "loss": float(loss)}
             log.episode(t, ep_ret, ep_len, **extras)
             obs = np.asarray(env.reset()[0], np.float32).ravel()
             ep_ret, ep_len = 0.0, 0
@@ -173,12 +318,20 @@ def train(env_id: str, config: Config, seed: int, steps: int, log: EpisodeLog, *
             if t % config.train_frequency == 0:
                 if config.anneal_lr:
                     opt.param_groups[0]["lr"] = config.learning_rate * (1.0 - (t - 1) / steps)
-                for _ in range(config.gradient_steps):
-                    loss = update(q, target, opt, buffer.sample(rng, config.batch_size), config)
+                # one draw of shape (gradient_steps, batch): the same numbers as gradient_steps draws
+                idx = rng.integers(0, buffer.size, size=(g_steps, n_batch))
+                for k in range(g_steps):
+                    loss = update(q, target, opt, buffer.gather(idx[k]), config)
             if t % config.target_update_interval == 0:
                 sync_target(q, target, config.tau)
-        clock.run(t, greedy, env_id, env_kwargs, log)
+        if clock.next_step <= t:
+            clock.run(t, greedy, env_id, env_kwargs, log)
     env.close()
 
 
-from agents.dqn_batched import train_batch  # noqa: E402,F401  (seed-batched DQN: several seeds, one process)
+def train_batch(env_id: str, config: Config, seeds: list[int], steps: int, logs: list[EpisodeLog], **kwargs) -> None:
+    """Seed-batched DQN: several seeds in one process (:func:`agents.dqn_batched.train_batch`).
+
+    Imported on call, so either module can be imported first."""
+    from agents.dqn_batched import train_batch as batched
+    batched(env_id, config, seeds, steps, logs, **kwargs)

@@ -74,3 +74,40 @@ def test_learns_cartpole_within_a_small_budget():
 def test_config_declares_ranges():
     info = hyperparameters(dqn.Config)
     assert info["learning_rate"].log and info["loss"].choices == ("huber", "mse")
+
+
+def test_flat_update_equals_autograd_clipping_and_torch_adam():
+    """The hand-written step (FlatQ backward, one-norm clipping, FlatAdam) is the nn.Module + autograd +
+    clip_grad_norm_ + torch.optim.Adam step, for both losses and with/without double DQN."""
+    gen = torch.Generator().manual_seed(5)
+    x, nx = torch.randn(32, 4, generator=gen), torch.randn(32, 4, generator=gen)
+    actions = torch.randint(0, 3, (32,), generator=gen)
+    rewards, terminated = torch.randn(32, generator=gen), (torch.rand(32, generator=gen) < 0.3).float()
+    for kind, double_q, max_norm in (("huber", False, 10.0), ("mse", True, 0.05), ("huber", True, 1e6)):
+        cfg = dqn.Config(loss=kind, double_q=double_q, max_grad_norm=max_norm, hidden=16, learning_rate=1e-2)
+        ref_q = dqn.q_network(4, 3, 16, torch.Generator().manual_seed(1))
+        ref_t = dqn.q_network(4, 3, 16, torch.Generator().manual_seed(2))
+        ref_opt = torch.optim.Adam(ref_q.parameters(), lr=cfg.learning_rate)
+        q = dqn.FlatQ(dqn.q_network(4, 3, 16, torch.Generator().manual_seed(1)))
+        t = dqn.FlatQ(dqn.q_network(4, 3, 16, torch.Generator().manual_seed(2)))
+        opt = dqn.FlatAdam(q.flat, cfg.learning_rate)
+        for _ in range(3):
+            with torch.no_grad():
+                online = ref_q(nx) if double_q else None
+                y = dqn.td_target(rewards, ref_t(nx), terminated, cfg.gamma, online)
+            ref_loss = dqn.td_loss(ref_q(x).gather(1, actions[:, None]).squeeze(1), y, kind)
+            ref_opt.zero_grad()
+            ref_loss.backward()
+            torch.nn.utils.clip_grad_norm_(ref_q.parameters(), max_norm)
+            ref_opt.step()
+            loss = dqn.update(q, t, opt, (x, actions, rewards, nx, terminated), cfg)
+            assert torch.allclose(loss, ref_loss.detach(), rtol=1e-5, atol=1e-6)
+            for p, r in zip(q.parameters(), ref_q.parameters()):
+                assert torch.allclose(p, r, rtol=1e-4, atol=1e-6)
+        assert q.act(x[0].numpy()) == int(ref_q(x[:1]).argmax())
+    # Polyak averaging and hard copies act on the flat buffer
+    dqn.sync_target(q, t, 0.5)
+    for p, tp in zip(q.parameters(), t.parameters()):
+        assert not torch.equal(p, tp)
+    dqn.sync_target(q, t, 1.0)
+    assert torch.equal(q.flat, t.flat)
