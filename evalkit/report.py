@@ -257,7 +257,7 @@ def _warnings(data, status: pd.DataFrame) -> list[str]:
             out.append("no algorithm was tuned in this study: the comparison is between default or hand-set "
                        "hyperparameters, which favours whichever agent's defaults were tuned for these envs "
                        "(add a [tuning] block for a fair comparison)")
-    return out + data.notes
+    return list(dict.fromkeys(out + data.notes))  # each warning once, in order
 
 
 def build_report(study: Study, study_dir: Path, out: Path | None = None, reps: int = 10_000, seed: int = 0,
@@ -322,7 +322,7 @@ def build_report(study: Study, study_dir: Path, out: Path | None = None, reps: i
                     f"95% bootstrap bands (Adkins et al. 2024)." if name.startswith("sensitivity_") else name)
                 doc.figure(png, str(png.relative_to(out)), caption)
     doc.heading("Warnings")
-    warnings_ = _warnings(data, status) + audit_warnings
+    warnings_ = list(dict.fromkeys(_warnings(data, status) + audit_warnings))
     doc.items(warnings_ or ["none"])
     return doc, written
 
