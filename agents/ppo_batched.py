@@ -10,7 +10,7 @@ over a leading seed axis ``B`` (the model is :mod:`agents.dqn_batched`):
   agent's by construction). The per-seed tensors are then stacked: layer ``k`` of the actor or
   critic is a weight ``(B, in, out)`` (the transpose of ``nn.Linear.weight``) and a bias
   ``(B, out)``; the Gaussian policy's log std is ``(B, n_act)``; all of them live in one aligned
-  ``(B, P)`` buffer (:class:`Stacked`, the layout of :class:`agents.dqn_batched.Stacked`);
+  ``(B, P)`` buffer (:class:`agents._stacked.Stacked`, shared with the batched DQN);
 * **networks** -- one ``torch.baddbmm`` per layer evaluates all ``B`` actors (critics) at once
   (``x_b @ W_b + b_b`` for every seed ``b``: nothing mixes seeds);
 * **rollouts** -- ``B * n_envs`` env copies stepped in lockstep, seed ``b`` owning copies
@@ -50,7 +50,6 @@ guards against a later change of the architecture that this module would not rep
 
 from __future__ import annotations
 
-import math
 import warnings
 from typing import Sequence
 
@@ -59,67 +58,13 @@ import torch
 from gymnasium import spaces
 from torch import nn
 
+from agents._stacked import Stacked, clip_grad_norm_per_seed
 from agents.common import Evaluation, EpisodeLog, EvaluationClock, torch_generator_seed
 
 NAME = "ppo"
 __all__ = ["Config", "train_batch", "BatchedPolicy", "init_policy"]
 
 _ACTIVATIONS = {nn.Tanh: torch.tanh, nn.ReLU: torch.relu}
-
-
-# ------------------------------------------------------------------------------ stacked parameters
-class Stacked:
-    """Every seed's parameter tensors in one ``(B, P)`` buffer ``flat`` (the layout of
-    :class:`agents.dqn_batched.Stacked`, kept here so that PPO does not depend on the DQN modules).
-
-    Seed ``b`` owns row ``b``; each tensor starts at an offset aligned to :data:`ALIGN` floats, so
-    every element sits at the same SIMD lane whatever ``B`` is and even a vectorised kernel with a
-    scalar tail (fused Adam) computes each seed's update as it would in a batch of one. The
-    optimizer steps ``flat``; the forward pass uses leaf views of it whose gradients accumulate in
-    place into ``flat.grad``.
-    """
-
-    ALIGN = 64
-
-    def __init__(self, tensors: Sequence[torch.Tensor]) -> None:
-        B = tensors[0].shape[0]
-        self.shapes = [tuple(t.shape[1:]) for t in tensors]
-        self.slices, off = [], 0
-        for shape in self.shapes:
-            n = math.prod(shape)
-            self.slices.append((off, n))
-            off += -(-n // self.ALIGN) * self.ALIGN
-        self.flat = torch.zeros((B, off), dtype=tensors[0].dtype)
-        for t, (o, n) in zip(tensors, self.slices):
-            self.flat[:, o:o + n] = t.reshape(B, n)
-        self.flat.grad = torch.zeros_like(self.flat)
-        self._leaves = []
-        for v, g in zip(self._views(self.flat), self._views(self.flat.grad)):
-            leaf = v.detach().requires_grad_(True)  # shares memory with flat
-            leaf.grad = g
-            self._leaves.append(leaf)
-
-    def _views(self, flat: torch.Tensor) -> list[torch.Tensor]:
-        B = flat.shape[0]
-        return [flat[:, o:o + n].view((B,) + s) for (o, n), s in zip(self.slices, self.shapes)]
-
-    def tensors(self) -> list[torch.Tensor]:
-        """Leaf tensors ``(B, *shape)`` sharing ``flat``'s memory (and ``flat.grad``'s for gradients)."""
-        return self._leaves
-
-    def zero_grad(self) -> None:
-        self.flat.grad.zero_()
-
-
-def clip_grad_norm_per_seed(params: Stacked, max_norm: float) -> torch.Tensor:
-    """``torch.nn.utils.clip_grad_norm_`` for every seed separately (the norm of the norms of its
-    tensors, ``g * min(max_norm / (norm + 1e-6), 1)``); returns the ``(B,)`` pre-clip norms."""
-    g = params.flat.grad
-    norms = torch.stack([torch.linalg.vector_norm(g[:, o:o + n], 2.0, dim=1) for o, n in params.slices], dim=1)
-    total = torch.linalg.vector_norm(norms, 2.0, dim=1)
-    coef = torch.clamp(float(max_norm) / (total + 1e-6), max=1.0)
-    g.mul_(coef.unsqueeze(1))
-    return total
 
 
 # ---------------------------------------------------------------------------------------- networks
@@ -170,6 +115,7 @@ class BatchedPolicy:
         if sum(t[0].numel() for t in tensors) != n_expected:
             raise ValueError("ppo_batched: agents.ppo.Policy has parameters this module does not batch")
         self.params = Stacked(tensors)
+        self.params.make_trainable()
 
     # tensors --------------------------------------------------------------------------------
     def _actor_tensors(self) -> list[torch.Tensor]:
@@ -263,7 +209,7 @@ def sample_actions(policy: BatchedPolicy, obs: torch.Tensor, rngs: Sequence[np.r
     ``(B, m)`` (or ``(B, m, n_act)``) and float32 log-probs ``(B, m)``; seed ``b``'s draws come from
     ``rngs[b]`` with the unbatched agent's calls. Call under ``torch.inference_mode``."""
     out = policy.actor(obs)
-    B, m = out.shape[0], out.shape[1]
+    m = out.shape[1]
     if policy.discrete:
         logp_all = torch.log_softmax(out, dim=-1).numpy()
         probs = np.exp(logp_all.astype(np.float64))
