@@ -8,7 +8,7 @@ import numpy as np
 import pandas as pd
 from scipy import stats as sps
 
-from evalkit import metrics, store
+from evalkit import metrics
 from evalkit.spec import Study
 
 
@@ -133,6 +133,16 @@ def _fmt_ci(point: float, low: float, high: float) -> str:
     return f"{point:.4g} [{low:.4g}, {high:.4g}]"
 
 
+def _mean_ci_text(x: np.ndarray, reps: int, seed: int, empty: str = "n/a") -> str:
+    """``mean [low, high]`` with a 95% percentile bootstrap CI over the finite run scores ``x``; the
+    mean alone when the runs cannot vary (fewer than 2, or all equal); ``empty`` without runs."""
+    from evalkit import stats
+    if len(x) >= 2 and np.ptp(x) > 0:
+        ci = stats.bootstrap_interval(x, np.mean, reps=reps, seed=seed)
+        return _fmt_ci(ci.point, ci.low, ci.high)
+    return _fmt_ci(float(np.mean(x)), np.nan, np.nan) if len(x) else empty
+
+
 def _summary_tables(study: Study) -> tuple[pd.DataFrame, pd.DataFrame]:
     algs = []
     for a in study.algorithms:
@@ -170,12 +180,7 @@ def results_table(data, reps: int, seed: int) -> pd.DataFrame:
                        tolerance="[{0:.4g}, {0:.4g}]".format(x[0]) if len(x) >= 2 else "n/a")
         if len(evals):
             e = evals[(evals["label"] == label) & (evals["env"] == env)]["score"].to_numpy(float)
-            e = e[np.isfinite(e)]
-            if len(e) >= 2 and np.ptp(e) > 0:
-                ci = stats.bootstrap_interval(e, np.mean, reps=reps, seed=seed + k)
-                row["last evaluation"] = _fmt_ci(ci.point, ci.low, ci.high)
-            else:
-                row["last evaluation"] = _fmt_ci(e.mean(), np.nan, np.nan) if len(e) else "n/a"
+            row["last evaluation"] = _mean_ci_text(e[np.isfinite(e)], reps, seed + k)
         rows.append(row)
     return pd.DataFrame(rows)
 
@@ -330,7 +335,6 @@ def build_report(study: Study, study_dir: Path, out: Path | None = None, reps: i
 def tuned_results_table(chosen: dict, budgets: pd.DataFrame | None, data, reps: int, seed: int) -> pd.DataFrame:
     """Per (algorithm, env) of a tuned study: tuning budget (settings, runs, env steps), chosen
     hyperparameters, tuning score, and the evaluation-seed mean with its 95% bootstrap CI."""
-    from evalkit import stats
     budget = budgets.set_index("algorithm") if budgets is not None and len(budgets) else None
     runs = data.runs
     rows = []
@@ -346,11 +350,7 @@ def tuned_results_table(chosen: dict, budgets: pd.DataFrame | None, data, reps: 
         x = runs[(runs["algorithm"] == alg) & (runs["env"] == env)]["score"].to_numpy(float) if len(runs) else []
         x = np.asarray(x)[np.isfinite(x)]
         row["evaluation runs"] = len(x)
-        if len(x) >= 2 and np.ptp(x) > 0:
-            ci = stats.bootstrap_interval(x, np.mean, reps=reps, seed=seed + k)
-            row["evaluation score"] = _fmt_ci(ci.point, ci.low, ci.high)
-        else:
-            row["evaluation score"] = _fmt_ci(x.mean(), np.nan, np.nan) if len(x) else "not run yet"
+        row["evaluation score"] = _mean_ci_text(x, reps, seed + k, empty="not run yet")
         rows.append(row)
     return pd.DataFrame(rows)
 
