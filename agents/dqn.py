@@ -13,12 +13,15 @@ arithmetic, so the hot loop avoids ``nn.Module`` calls, autograd and ``torch.opt
 wrapper (:class:`FlatQ`, :class:`FlatAdam`): parameters live in one flat buffer, the MLP's
 backward pass is written out, clipping is one norm and Adam one fused kernel call; acting is a
 numpy matrix-vector product on views of the same memory. The math is that of the textbook step.
+Training runs with denormal floats flushed to zero (:func:`flush_denormals`).
 """
 
 from __future__ import annotations
 
+import contextlib
 import math
 from dataclasses import dataclass
+from typing import Iterator
 
 import numpy as np
 import torch
@@ -55,6 +58,25 @@ class Config:
     hidden: int = hp(256, low=4, high=4096, log=True, help="units in each of the two ReLU hidden layers")
 
 
+@contextlib.contextmanager
+def flush_denormals() -> Iterator[None]:
+    """Flush denormal floats to zero (``torch.set_flush_denormal``) inside the block; back to
+    PyTorch's default (off) after it.
+
+    Adam's second moment of rarely-active ReLU weights decays into the denormal range (below
+    1.2e-38), where x86 arithmetic takes a slow microcode path: measured here, the fused Adam
+    kernel on DQN's parameters ran 7-10x slower (1.3 ms instead of 0.14 ms per step for 32 seeds
+    at width 64). Such values are far below Adam's ``eps`` (1e-8, compared with their square
+    root), so flushing them does not change what is learned; it is done inside every DQN run, so
+    a run's numbers never depend on who called it.
+    """
+    torch.set_flush_denormal(True)
+    try:
+        yield
+    finally:
+        torch.set_flush_denormal(False)
+
+
 def q_network(n_in: int, n_out: int, hidden: int, gen: torch.Generator) -> nn.Sequential:
     """Two ReLU hidden layers, PyTorch's default Linear initialisation drawn from ``gen``."""
     net = nn.Sequential(nn.Linear(n_in, hidden), nn.ReLU(), nn.Linear(hidden, hidden), nn.ReLU(),
@@ -86,21 +108,20 @@ def td_loss(q_taken: torch.Tensor, target: torch.Tensor, kind: str) -> torch.Ten
 
 
 class ReplayBuffer:
-    """Preallocated circular buffer of (obs, action, reward, next_obs, terminated)."""
+    """Preallocated circular buffer of transitions, one float32 row each: ``[obs, next_obs, action,
+    reward, terminated]`` (actions are small integers, exact in float32), so a minibatch -- or a
+    whole training phase's minibatches -- is a single gather."""
 
     def __init__(self, capacity: int, n_obs: int) -> None:
-        self.obs = np.zeros((capacity, n_obs), np.float32)
-        self.next_obs = np.zeros((capacity, n_obs), np.float32)
-        self.actions = np.zeros(capacity, np.int64)
-        self.rewards = np.zeros(capacity, np.float32)
-        self.terminated = np.zeros(capacity, np.float32)
+        self.rows = np.zeros((capacity, 2 * n_obs + 3), np.float32)
+        self.n_obs = n_obs
         self.capacity, self.size, self.pos = capacity, 0, 0
 
     def add(self, obs: np.ndarray, action: int, reward: float, next_obs: np.ndarray, terminated: bool) -> None:
-        i = self.pos
-        self.obs[i], self.actions[i], self.rewards[i] = obs, action, reward
-        self.next_obs[i], self.terminated[i] = next_obs, terminated
-        self.pos = i + 1 if i + 1 < self.capacity else 0
+        row, n = self.rows[self.pos], self.n_obs
+        row[:n], row[n:2 * n] = obs, next_obs
+        row[-3], row[-2], row[-1] = action, reward, terminated
+        self.pos = self.pos + 1 if self.pos + 1 < self.capacity else 0
         if self.size < self.capacity:
             self.size += 1
 
@@ -108,10 +129,15 @@ class ReplayBuffer:
         return self.gather(rng.integers(0, self.size, size=batch))
 
     def gather(self, idx: np.ndarray) -> tuple[torch.Tensor, ...]:
-        """The transitions at ``idx`` as tensors (obs, actions, rewards, next_obs, terminated)."""
-        return (torch.from_numpy(self.obs[idx]), torch.from_numpy(self.actions[idx]),
-                torch.from_numpy(self.rewards[idx]), torch.from_numpy(self.next_obs[idx]),
-                torch.from_numpy(self.terminated[idx]))
+        """The transitions at ``idx`` (shape ``(N,)``, or ``(K, N)`` for K minibatches) as tensors
+        ``(obs (..., n_obs), actions int64, rewards, next_obs, terminated)``."""
+        rows, n = torch.from_numpy(self.rows[idx]), self.n_obs
+        return rows[..., :n], rows[..., -3].long(), rows[..., -2], rows[..., n:2 * n], rows[..., -1]
+
+
+def relu_backward(grad: torch.Tensor, out: torch.Tensor) -> torch.Tensor:
+    """``grad * (out > 0)`` for ``out = relu(z)``: autograd's own ReLU backward kernel, one pass."""
+    return torch.ops.aten.threshold_backward(grad, out, 0.0)
 
 
 class FlatQ:
@@ -171,9 +197,9 @@ class FlatQ:
         return int(q.argmax())
 
     def backward(self, x: torch.Tensor, actions: torch.Tensor, target: torch.Tensor,
-                 kind: str) -> torch.Tensor:
+                 kind: str, want_loss: bool = True) -> torch.Tensor | None:
         """Forward pass on ``x``, the mean TD loss of the taken actions against ``target``, and its
-        gradient written into ``flat.grad``; returns the loss."""
+        gradient written into ``flat.grad``; returns the loss (None unless ``want_loss``)."""
         (w1t, b1), (w2t, b2), (w3t, b3) = self.layers
         _, _, w2, _, w3, _ = self.views
         gw1, gb1, gw2, gb2, gw3, gb3 = self.grads
@@ -183,19 +209,18 @@ class FlatQ:
         a = actions.unsqueeze(1)
         q_taken = q.gather(1, a).squeeze(1)
         diff = q_taken - target
+        loss = td_loss(q_taken, target, kind) if want_loss else None
         if kind == "huber":  # smooth_l1 with beta 1: d loss / d q = clamp(diff, -1, 1) / n
-            loss = F.smooth_l1_loss(q_taken, target)
             g = diff.clamp_(-1.0, 1.0).mul_(1.0 / diff.shape[0])
         else:
-            loss = F.mse_loss(q_taken, target)
             g = diff.mul_(2.0 / diff.shape[0])
         dq = torch.zeros_like(q).scatter_(1, a, g.unsqueeze(1))
         torch.mm(dq.t(), h2, out=gw3)
         torch.sum(dq, 0, out=gb3)
-        dh = torch.mm(dq, w3).mul_(h2 > 0)
+        dh = relu_backward(torch.mm(dq, w3), h2)
         torch.mm(dh.t(), h1, out=gw2)
         torch.sum(dh, 0, out=gb2)
-        dh = torch.mm(dh, w2).mul_(h1 > 0)
+        dh = relu_backward(torch.mm(dh, w2), h1)
         torch.mm(dh.t(), x, out=gw1)
         torch.sum(dh, 0, out=gb1)
         return loss
@@ -239,8 +264,9 @@ class FlatAdam:
 
 
 def update(q: FlatQ, target: FlatQ, opt: FlatAdam, batch: tuple[torch.Tensor, ...],
-           config: Config) -> torch.Tensor:
-    """One gradient step on a sampled batch; returns the loss (a 0-dim tensor).
+           config: Config, want_loss: bool = True) -> torch.Tensor | None:
+    """One gradient step on a sampled batch; returns the loss (a 0-dim tensor; None unless
+    ``want_loss``: only the last step of a training phase is logged).
 
     The mean Huber (or MSE) TD loss, its gradient, ``clip_grad_norm_(max_grad_norm)`` over all
     parameters and an Adam step: the step ``nn.Module`` + autograd + ``torch.optim.Adam`` take,
@@ -250,7 +276,7 @@ def update(q: FlatQ, target: FlatQ, opt: FlatAdam, batch: tuple[torch.Tensor, ..
     with torch.no_grad():
         online = q.forward(next_obs) if config.double_q else None
         y = td_target(rewards, target.forward(next_obs), terminated, config.gamma, online)
-        loss = q.backward(obs, actions, y, config.loss)
+        loss = q.backward(obs, actions, y, config.loss, want_loss)
         g = q.flat.grad
         norm = float(torch.linalg.vector_norm(g))  # clip_grad_norm_'s total norm over all parameters
         coef = config.max_grad_norm / (norm + 1e-6)
@@ -277,6 +303,12 @@ def sync_target(q, target, tau: float) -> None:
 def train(env_id: str, config: Config, seed: int, steps: int, log: EpisodeLog, *,
           env_kwargs: dict | None = None, evaluation: Evaluation | None = None) -> None:
     """Train for exactly ``steps`` env steps, logging every finished episode (with loss and epsilon)."""
+    with flush_denormals():
+        _train(env_id, config, seed, steps, log, env_kwargs, evaluation)
+
+
+def _train(env_id: str, config: Config, seed: int, steps: int, log: EpisodeLog, env_kwargs: dict | None,
+           evaluation: Evaluation | None) -> None:
     rng = np.random.default_rng(seed)
     env = make_env(env_id, env_kwargs)
     if not isinstance(env.action_space, spaces.Discrete):
@@ -319,9 +351,10 @@ def train(env_id: str, config: Config, seed: int, steps: int, log: EpisodeLog, *
                 if config.anneal_lr:
                     opt.param_groups[0]["lr"] = config.learning_rate * (1.0 - (t - 1) / steps)
                 # one draw of shape (gradient_steps, batch): the same numbers as gradient_steps draws
-                idx = rng.integers(0, buffer.size, size=(g_steps, n_batch))
+                phase = buffer.gather(rng.integers(0, buffer.size, size=(g_steps, n_batch)))
                 for k in range(g_steps):
-                    loss = update(q, target, opt, buffer.gather(idx[k]), config)
+                    out = update(q, target, opt, tuple(x[k] for x in phase), config, want_loss=k == g_steps - 1)
+                loss = out
             if t % config.target_update_interval == 0:
                 sync_target(q, target, config.tau)
         if clock.next_step <= t:

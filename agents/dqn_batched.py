@@ -42,7 +42,6 @@ from __future__ import annotations
 
 import math
 import resource
-import warnings
 from typing import Sequence
 
 import numpy as np
@@ -55,7 +54,7 @@ from agents import vector_envs
 from agents._stacked import Stacked, clip_grad_norm_per_seed
 from agents.common import (Evaluation, EpisodeLog, EvaluationClock, linear_schedule, make_env,
                            torch_generator_seed)
-from agents.dqn import Config, FlatAdam, td_target
+from agents.dqn import Config, FlatAdam, flush_denormals, relu_backward, td_target
 
 NAME = "dqn"
 __all__ = ["Config", "train_batch", "init_params", "q_values", "memory_needed_mb"]
@@ -82,8 +81,9 @@ def _network_init(n_in: int, n_out: int, hidden: int, gen: torch.Generator) -> l
 
 
 def init_params(n_in: int, n_out: int, hidden: int, rngs: Sequence[np.random.Generator]) -> tuple[Params, Params]:
-    """Stacked online and target parameters ``[W1, b1, W2, b2, W3, b3]`` (weights ``(B, in, out)``,
-    the transpose of ``nn.Linear.weight``), seed ``b`` initialised from ``rngs[b]`` as the
+    """Stacked online and target parameters ``[W1, b1, W2, b2, W3, b3]`` (``W1``, ``W2`` as ``(B, in,
+    out)``, the transpose of ``nn.Linear.weight``; the thin output layer ``W3`` as ``(B, out, in)``,
+    ``nn.Linear``'s layout, see :func:`q_values`), seed ``b`` initialised from ``rngs[b]`` as the
     unbatched agent does (a torch generator seeded from the run's rng; online net, then target
     net drawn from it; the target is then overwritten by a copy of the online net)."""
     online, target = [], []
@@ -91,24 +91,27 @@ def init_params(n_in: int, n_out: int, hidden: int, rngs: Sequence[np.random.Gen
         gen = torch.Generator().manual_seed(torch_generator_seed(rng))
         online.append(_network_init(n_in, n_out, hidden, gen))
         target.append(_network_init(n_in, n_out, hidden, gen))  # drawn (as dqn.train does), then synced
-    # weights stored as (B, in, out) so that the forward pass multiplies without transposes
-    q = Stacked([torch.stack([p[k].T if k % 2 == 0 else p[k] for p in online]) for k in range(6)])
+    q = Stacked([torch.stack([p[k].T if k in (0, 2) else p[k] for p in online]) for k in range(6)])
     return q, q.clone()
 
 
 def q_values(params: Params, x: torch.Tensor) -> torch.Tensor:
-    """All seeds' Q-values: ``x`` ``(B, N, n_in)`` -> ``(B, N, n_out)``, seed ``b`` through its own net."""
+    """All seeds' Q-values: ``x`` ``(B, N, n_in)`` -> ``(B, N, n_out)``, seed ``b`` through its own net.
+
+    The output layer is computed transposed, ``Q^T = W3 h^T + b3`` (``(B, n_out, N)``, returned as a
+    transposed view): with only ``n_out`` (2-3) output columns, a batched product with the thin
+    side as rows runs several times faster on a CPU than ``h @ W3^T``."""
     w1, b1, w2, b2, w3, b3 = params.tensors()
     h = torch.relu(torch.baddbmm(b1.unsqueeze(1), x, w1))
     h = torch.relu(torch.baddbmm(b2.unsqueeze(1), h, w2))
-    return torch.baddbmm(b3.unsqueeze(1), h, w3)
+    return torch.baddbmm(b3.unsqueeze(2), w3, h.transpose(1, 2)).transpose(1, 2)
 
 
 def seed_q_network(params: Params, b: int) -> nn.Sequential:
     """Seed ``b``'s online network as an :class:`nn.Sequential` like :func:`agents.dqn.q_network`
     (a copy; used by tests to compare with the unbatched agent)."""
     w1, b1, w2, b2, w3, b3 = (p[b].detach().cpu() for p in params.tensors())
-    w1, w2, w3 = w1.T, w2.T, w3.T
+    w1, w2 = w1.T, w2.T
     net = nn.Sequential(nn.Linear(w1.shape[1], w1.shape[0], device="meta"), nn.ReLU(),
                         nn.Linear(w2.shape[1], w2.shape[0], device="meta"), nn.ReLU(),
                         nn.Linear(w3.shape[1], w3.shape[0], device="meta")).to_empty(device="cpu")  # no RNG draws
@@ -127,22 +130,55 @@ def per_seed_td_loss(q_taken: torch.Tensor, target: torch.Tensor, kind: str) -> 
     return F.mse_loss(q_taken, target, reduction="none").mean(dim=1)
 
 
+def backward(params: Params, x: torch.Tensor, actions: torch.Tensor, target: torch.Tensor,
+             kind: str, want_loss: bool = True) -> torch.Tensor | None:
+    """Every seed's forward pass on its minibatch ``x`` ``(B, N, n_in)``, its mean TD loss of the
+    taken ``actions`` ``(B, N)`` against ``target`` ``(B, N)``, and the gradient of that loss with
+    respect to its own parameters, written into ``params.flat.grad``; returns the ``(B,)`` losses
+    (None unless ``want_loss``).
+
+    The backward pass of :func:`q_values` written out with ``bmm`` (the products autograd forms,
+    as :meth:`agents.dqn.FlatQ.backward` for one seed): autograd's per-operation overhead costs
+    more than the arithmetic at these sizes. Seed ``b``'s gradient is that of its own loss alone.
+    """
+    w1, b1, w2, b2, w3, b3 = params.tensors()
+    gw1, gb1, gw2, gb2, gw3, gb3 = params.grads()
+    h1 = torch.baddbmm(b1.unsqueeze(1), x, w1).relu_()
+    h2 = torch.baddbmm(b2.unsqueeze(1), h1, w2).relu_()
+    q = torch.baddbmm(b3.unsqueeze(2), w3, h2.transpose(1, 2)).transpose(1, 2)
+    a = actions.unsqueeze(2)
+    q_taken = q.gather(2, a).squeeze(2)
+    losses = per_seed_td_loss(q_taken, target, kind) if want_loss else None
+    diff = q_taken.sub_(target)
+    n = diff.shape[1]
+    g = diff.clamp_(-1.0, 1.0).mul_(1.0 / n) if kind == "huber" else diff.mul_(2.0 / n)
+    dq = torch.zeros_like(q).scatter_(2, a, g.unsqueeze(2))
+    torch.bmm(dq.transpose(1, 2), h2, out=gw3)
+    torch.sum(dq, 1, out=gb3)
+    dh = relu_backward(torch.bmm(dq, w3), h2)
+    torch.bmm(h1.transpose(1, 2), dh, out=gw2)
+    torch.sum(dh, 1, out=gb2)
+    dh = relu_backward(torch.bmm(dh, w2.transpose(1, 2)), h1)
+    torch.bmm(x.transpose(1, 2), dh, out=gw1)
+    torch.sum(dh, 1, out=gb1)
+    return losses
+
+
 def update(params: Params, target: Params, opt: FlatAdam, batch: tuple[torch.Tensor, ...],
-           config: Config) -> torch.Tensor:
-    """One gradient step for every seed on its own minibatch; returns the ``(B,)`` losses."""
+           config: Config, want_loss: bool = True) -> torch.Tensor | None:
+    """One gradient step for every seed on its own minibatch; returns the ``(B,)`` losses (None
+    unless ``want_loss``: only a training phase's last step is logged).
+
+    ``batch`` is ``(obs (B, N, n_obs), actions (B, N) int64, rewards (B, N), next_obs, terminated
+    (B, N))``; per seed: TD target, gradient (:func:`backward`), ``clip_grad_norm_`` and Adam."""
     obs, actions, rewards, next_obs, terminated = batch
     with torch.no_grad():
         online = q_values(params, next_obs) if config.double_q else None
         y = td_target(rewards, q_values(target, next_obs), terminated, config.gamma, online)
-    q_taken = q_values(params, obs).gather(2, actions.unsqueeze(2)).squeeze(2)
-    losses = per_seed_td_loss(q_taken, y, config.loss)
-    params.zero_grad()  # (the gradient buffer is kept: backward accumulates into it in place)
-    with warnings.catch_warnings():  # strided leaves into flat.grad: accumulated in place, on purpose
-        warnings.filterwarnings("ignore", message="grad and param do not obey the gradient layout contract")
-        losses.sum().backward()  # seed b's gradient is the gradient of its own loss alone
-    clip_grad_norm_per_seed(params, config.max_grad_norm)
+        losses = backward(params, obs, actions, y, config.loss, want_loss)
+        clip_grad_norm_per_seed(params, config.max_grad_norm)
     opt.step()
-    return losses.detach()
+    return losses
 
 
 def _adam(params: Params, lr: float) -> FlatAdam:
@@ -162,9 +198,9 @@ def sync_target(params: Params, target: Params, tau: float) -> None:
 
 # ------------------------------------------------------------------------------------------ memory
 def memory_needed_mb(n_seeds: int, capacity: int, n_obs: int, n_act: int, hidden: int) -> float:
-    """MiB for a batch's replay buffers (obs, next_obs, action, reward, terminated per transition)
+    """MiB for a batch's replay buffers (obs, next_obs, action, reward, terminated: float32 per transition)
     plus its networks (online, target, gradient and two Adam moments)."""
-    replay = n_seeds * capacity * (2 * n_obs * 4 + 8 + 4 + 4)
+    replay = n_seeds * capacity * (2 * n_obs + 3) * 4
     n_params = n_obs * hidden + hidden + hidden * hidden + hidden + hidden * n_act + n_act
     nets = n_seeds * n_params * 4 * 5
     return (replay + nets) / 2**20
@@ -287,13 +323,19 @@ def train_batch(env_id: str, config: Config, seeds: list[int], steps: int, logs:
     ``max_memory_mb`` bounds the batch's replay buffers and networks (default: 80% of what the
     process may still allocate); a batch that does not fit raises ``ValueError`` before allocation.
     """
-    seeds = [int(s) for s in seeds]
+    with flush_denormals():
+        _train_batch(env_id, config, [int(s) for s in seeds], steps, logs, env_kwargs, evaluation,
+                     max_memory_mb, torch.device(device))
+
+
+def _train_batch(env_id: str, config: Config, seeds: list[int], steps: int, logs: list[EpisodeLog],
+                 env_kwargs: dict | None, evaluation: list[Evaluation] | None, max_memory_mb: float | None,
+                 device: torch.device) -> None:
     B = len(seeds)
     if B == 0:
         return
     if len(logs) != B or (evaluation is not None and len(evaluation) != B):
         raise ValueError("dqn.train_batch: need one log (and one evaluation, if any) per seed")
-    device = torch.device(device)
     rngs = [np.random.default_rng(s) for s in seeds]
     probe = make_env(env_id, env_kwargs)
     try:
@@ -309,19 +351,19 @@ def train_batch(env_id: str, config: Config, seeds: list[int], steps: int, logs:
     envs = make_envs(env_id, env_kwargs, seeds)
     params, target = init_params(n_obs, n_act, config.hidden, rngs)
     params = params.to(device)
-    params.make_trainable()
+    params.grads()  # the gradient buffer the hand-written backward pass fills
     target = target.to(device)
     opt = _adam(params, config.learning_rate)
-    buf_obs = torch.zeros((B, capacity, n_obs), dtype=torch.float32, device=device)
-    buf_next = torch.zeros((B, capacity, n_obs), dtype=torch.float32, device=device)
-    buf_act = torch.zeros((B, capacity), dtype=torch.int64, device=device)
-    buf_rew = torch.zeros((B, capacity), dtype=torch.float32, device=device)
-    buf_term = torch.zeros((B, capacity), dtype=torch.float32, device=device)
+    # one replay row per transition: [obs, next_obs, action, reward, terminated] (float32; actions
+    # are small integers, exact in float32), so a minibatch is one gather
+    width = 2 * n_obs + 3
+    buf = torch.zeros((B, capacity, width), dtype=torch.float32, device=device)
+    row = np.zeros((B, width), np.float32)
     size, pos = 0, 0
     clocks = [EvaluationClock(e) for e in evaluation] if evaluation is not None else None
     eval_kw = _vector_kwargs(env_id, env_kwargs)
     decay = int(config.exploration_fraction * steps)
-    rows = torch.arange(B, device=device).unsqueeze(1)
+    seed_rows = torch.arange(B, device=device).view(1, B, 1)
 
     obs = np.asarray(envs.reset(), np.float32).reshape(B, n_obs)
     ep_ret = np.zeros(B)
@@ -342,12 +384,10 @@ def train_batch(env_id: str, config: Config, seeds: list[int], steps: int, logs:
                 actions[b] = greedy[b]
         next_obs, r, term, trunc, final = envs.step(actions)
         next_obs = np.asarray(next_obs, np.float32).reshape(B, n_obs)
-        final = np.asarray(final, np.float32).reshape(B, n_obs)
-        buf_obs[:, pos] = torch.from_numpy(obs).to(device)
-        buf_next[:, pos] = torch.from_numpy(final).to(device)
-        buf_act[:, pos] = torch.from_numpy(actions).to(device)
-        buf_rew[:, pos] = torch.from_numpy(np.asarray(r, np.float32)).to(device)
-        buf_term[:, pos] = torch.from_numpy(np.asarray(term, np.float32)).to(device)
+        row[:, :n_obs] = obs
+        row[:, n_obs:2 * n_obs] = np.asarray(final, np.float32).reshape(B, n_obs)
+        row[:, -3], row[:, -2], row[:, -1] = actions, r, term
+        buf[:, pos] = torch.from_numpy(row).to(device)
         pos = (pos + 1) % capacity
         size = min(size + 1, capacity)
         ep_ret += r
@@ -363,12 +403,15 @@ def train_batch(env_id: str, config: Config, seeds: list[int], steps: int, logs:
                 if config.anneal_lr:
                     opt.param_groups[0]["lr"] = config.learning_rate * (1.0 - (t - 1) / steps)
                 g, n = config.gradient_steps, config.batch_size
-                idx = torch.from_numpy(np.stack([rng.integers(0, size, size=(g, n)) for rng in rngs])).to(device)
+                # each seed's indices from its own rng, as the unbatched agent draws them; then the
+                # whole phase's minibatches in one gather, laid out (gradient step, seed, sample)
+                idx = np.stack([rng.integers(0, size, size=(g, n)) for rng in rngs], axis=1)
+                phase = buf[seed_rows, torch.from_numpy(idx).to(device)]
+                acts = phase[..., -3].long()
                 for k in range(g):
-                    i = idx[:, k]
-                    batch = (buf_obs[rows, i], buf_act[rows, i], buf_rew[rows, i], buf_next[rows, i],
-                             buf_term[rows, i])
-                    last = update(params, target, opt, batch, config)
+                    mb = phase[k]
+                    batch = (mb[..., :n_obs], acts[k], mb[..., -2], mb[..., n_obs:2 * n_obs], mb[..., -1])
+                    last = update(params, target, opt, batch, config, want_loss=k == g - 1)
                 losses = last.cpu().numpy()
             if t % config.target_update_interval == 0:
                 sync_target(params, target, config.tau)

@@ -27,9 +27,9 @@ def test_truncated_one_state_value_converges_to_the_discounted_sum():
         captured = {}
         original = dqn.update
 
-        def spy(q, target, opt, batch, config):
+        def spy(q, target, opt, batch, config, **kw):
             captured["q"] = q
-            return original(q, target, opt, batch, config)
+            return original(q, target, opt, batch, config, **kw)
 
         dqn.update = spy
         try:

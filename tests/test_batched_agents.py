@@ -25,10 +25,10 @@ def _spy(monkeypatch, module):
     seen = {"n": 0}
     original = module.update
 
-    def spy(q, target, opt, batch, config):
+    def spy(q, target, opt, batch, config, **kw):
         seen["n"] += 1
         seen["q"] = q
-        return original(q, target, opt, batch, config)
+        return original(q, target, opt, batch, config, **kw)
 
     monkeypatch.setattr(module, "update", spy)
     return seen
