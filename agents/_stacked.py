@@ -40,20 +40,7 @@ class Stacked:
         """Views ``(B, *shape)`` into ``flat``; after :meth:`make_trainable`, leaf tensors that share
         ``flat``'s memory and whose gradients accumulate in place into ``flat.grad``."""
         leaves = getattr(self, "_leaves", None)
-        if leaves is not None:
-            return leaves
-        if getattr(self, "_cache", None) is None:
-            self._cache = self._views(self.flat)
-        return self._cache
-
-    def grads(self) -> list[torch.Tensor]:
-        """Views ``(B, *shape)`` into ``flat.grad`` (created, zero, on first call), for a backward
-        pass written out by hand (no autograd)."""
-        if getattr(self, "_grad_cache", None) is None:
-            if self.flat.grad is None:
-                self.flat.grad = torch.zeros_like(self.flat)
-            self._grad_cache = self._views(self.flat.grad)
-        return self._grad_cache
+        return leaves if leaves is not None else self._views(self.flat)
 
     def make_trainable(self) -> None:
         """Give ``flat`` a gradient buffer and expose per-tensor leaves backed by it: the optimizer
@@ -71,22 +58,21 @@ class Stacked:
     def clone(self) -> "Stacked":
         out = type(self).__new__(type(self))
         out.shapes, out.slices, out.flat = self.shapes, self.slices, self.flat.detach().clone()
-        out._leaves = out._cache = out._grad_cache = None
+        out._leaves = None
         return out
 
     def to(self, device: torch.device) -> "Stacked":
         out = self.clone()
         out.flat = out.flat.to(device)
-        out._cache = None
         return out
 
 
 def clip_grad_norm_per_seed(params: Stacked, max_norm: float) -> torch.Tensor:
-    """``clip_grad_norm_`` for every seed separately: seed ``b``'s global 2-norm over all its
-    parameters (one norm of row ``b``; the alignment padding is zero), ``g * min(max_norm / (norm +
-    1e-6), 1)``; returns the ``(B,)`` pre-clip norms."""
+    """``clip_grad_norm_`` for every seed separately (the norm of the norms of its tensors, as
+    there); returns the ``(B,)`` pre-clip norms."""
     g = params.flat.grad
-    total = torch.linalg.vector_norm(g, 2.0, dim=1)
+    norms = torch.stack([torch.linalg.vector_norm(g[:, o:o + n], 2.0, dim=1) for o, n in params.slices], dim=1)
+    total = torch.linalg.vector_norm(norms, 2.0, dim=1)
     coef = torch.clamp(float(max_norm) / (total + 1e-6), max=1.0)
     g.mul_(coef.unsqueeze(1))
     return total

@@ -130,6 +130,17 @@ def per_seed_td_loss(q_taken: torch.Tensor, target: torch.Tensor, kind: str) -> 
     return F.mse_loss(q_taken, target, reduction="none").mean(dim=1)
 
 
+def grad_views(params: Params) -> list[torch.Tensor]:
+    """Views ``(B, *shape)`` of ``params.flat.grad`` (created, zero, on first call; kept on
+    ``params``) for the hand-written backward pass."""
+    views = getattr(params, "_grad_views", None)
+    if views is None:
+        if params.flat.grad is None:
+            params.flat.grad = torch.zeros_like(params.flat)
+        views = params._grad_views = params._views(params.flat.grad)
+    return views
+
+
 def backward(params: Params, x: torch.Tensor, actions: torch.Tensor, target: torch.Tensor,
              kind: str, want_loss: bool = True) -> torch.Tensor | None:
     """Every seed's forward pass on its minibatch ``x`` ``(B, N, n_in)``, its mean TD loss of the
@@ -142,7 +153,7 @@ def backward(params: Params, x: torch.Tensor, actions: torch.Tensor, target: tor
     more than the arithmetic at these sizes. Seed ``b``'s gradient is that of its own loss alone.
     """
     w1, b1, w2, b2, w3, b3 = params.tensors()
-    gw1, gb1, gw2, gb2, gw3, gb3 = params.grads()
+    gw1, gb1, gw2, gb2, gw3, gb3 = grad_views(params)
     h1 = torch.baddbmm(b1.unsqueeze(1), x, w1).relu_()
     h2 = torch.baddbmm(b2.unsqueeze(1), h1, w2).relu_()
     q = torch.baddbmm(b3.unsqueeze(2), w3, h2.transpose(1, 2)).transpose(1, 2)
@@ -351,7 +362,7 @@ def _train_batch(env_id: str, config: Config, seeds: list[int], steps: int, logs
     envs = make_envs(env_id, env_kwargs, seeds)
     params, target = init_params(n_obs, n_act, config.hidden, rngs)
     params = params.to(device)
-    params.grads()  # the gradient buffer the hand-written backward pass fills
+    grad_views(params)  # the gradient buffer the hand-written backward pass fills
     target = target.to(device)
     opt = _adam(params, config.learning_rate)
     # one replay row per transition: [obs, next_obs, action, reward, terminated] (float32; actions
