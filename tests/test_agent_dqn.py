@@ -111,3 +111,23 @@ def test_flat_update_equals_autograd_clipping_and_torch_adam():
         assert not torch.equal(p, tp)
     dqn.sync_target(q, t, 1.0)
     assert torch.equal(q.flat, t.flat)
+
+
+def test_replay_rows_round_trip_and_phase_gather():
+    buf = dqn.ReplayBuffer(5, 3)
+    for i in range(7):  # wraps: rows 0-1 overwritten by transitions 5-6
+        buf.add(np.full(3, i, np.float32), i % 2, float(i) / 2, np.full(3, i + 0.5, np.float32), i == 4)
+    assert (buf.size, buf.pos) == (5, 2)
+    obs, act, rew, nxt, term = buf.gather(np.array([[0, 4], [2, 1]]))
+    assert obs.shape == (2, 2, 3) and act.dtype == torch.int64
+    assert obs[0, 0, 0] == 5 and nxt[0, 1, 0] == 4.5 and act[0, 0] == 1 and rew[1, 1] == 3.0
+    assert term[0, 1] == 1.0 and term[1].sum() == 0
+
+
+def test_denormals_are_flushed_inside_a_run_only():
+    tiny = torch.tensor([1e-39])  # a float32 denormal
+    with dqn.flush_denormals():
+        assert float(tiny * 1.0) == 0.0
+    assert float(tiny * 1.0) > 0.0  # PyTorch's default is back after the block
+    dqn.train("CartPole-v1", dqn.Config(learning_starts=10, train_frequency=5, hidden=8), 0, 60, ListLog())
+    assert float(tiny * 1.0) > 0.0

@@ -126,3 +126,34 @@ def test_a_batch_that_does_not_fit_fails_before_allocating():
     # a batch within the limit runs
     small = _run_batch([1, 2], 300)
     assert all(log.rows for log in small)
+
+
+def test_batched_update_is_each_seeds_autograd_step():
+    """The hand-written bmm backward pass, per-seed clipping and Adam equal, for every seed, the
+    autograd + clip_grad_norm_ + torch.optim.Adam step of its own network on its own minibatch."""
+    seeds, n, hidden = [3, 4, 5], 24, 16
+    gen = torch.Generator().manual_seed(0)
+    x, nx = torch.randn(3, n, 4, generator=gen), torch.randn(3, n, 4, generator=gen)
+    actions = torch.randint(0, 2, (3, n), generator=gen)
+    rewards, term = torch.randn(3, n, generator=gen), (torch.rand(3, n, generator=gen) < 0.3).float()
+    for kind, max_norm in (("huber", 10.0), ("mse", 0.05)):
+        cfg = dqn.Config(loss=kind, max_grad_norm=max_norm, hidden=hidden, learning_rate=1e-2)
+        params, target = dqn_batched.init_params(4, 2, hidden, [np.random.default_rng(s) for s in seeds])
+        target.flat.add_(0.1)  # a target network that differs from the online one
+        refs = [(dqn_batched.seed_q_network(params, b), dqn_batched.seed_q_network(target, b)) for b in range(3)]
+        opts = [torch.optim.Adam(q.parameters(), lr=cfg.learning_rate) for q, _ in refs]
+        opt = dqn.FlatAdam(params.flat, cfg.learning_rate)
+        for _ in range(3):
+            losses = dqn_batched.update(params, target, opt, (x, actions, rewards, nx, term), cfg)
+            for b, ((q, t), o) in enumerate(zip(refs, opts)):
+                with torch.no_grad():
+                    y = dqn.td_target(rewards[b], t(nx[b]), term[b], cfg.gamma)
+                loss = dqn.td_loss(q(x[b]).gather(1, actions[b, :, None]).squeeze(1), y, kind)
+                o.zero_grad()
+                loss.backward()
+                torch.nn.utils.clip_grad_norm_(q.parameters(), max_norm)
+                o.step()
+                assert torch.allclose(losses[b], loss.detach(), rtol=1e-5, atol=1e-6)
+        for b, (q, _) in enumerate(refs):
+            for p, r in zip(dqn_batched.seed_q_network(params, b).parameters(), q.parameters()):
+                assert torch.allclose(p, r, rtol=1e-4, atol=1e-6)
