@@ -6,7 +6,9 @@ linear decay; a Huber (or MSE) TD loss minimised by Adam every ``train_frequency
 ``target_update_interval`` steps (or Polyak averaging with ``tau < 1``).
 
 Termination and truncation differ: the TD target bootstraps from the next state unless the episode
-*terminated*; an episode cut by a time limit still bootstraps (Pardo et al. 2018).
+*terminated*; an episode cut by a time limit still bootstraps (Pardo et al. 2018). With ``n_step >
+1`` the target is the n-step return of the sampled transition's successors in the buffer
+(:func:`n_step_window`, Sutton 1988; Hessel et al. 2018), cut at the episode's end.
 
 Speed (issue 4): at these network sizes a CPU step is dominated by per-call overhead, not
 arithmetic, so the hot loop avoids ``nn.Module`` calls, autograd and ``torch.optim``'s Python
@@ -56,6 +58,7 @@ class Config:
     anneal_lr: bool = hp(False, choices=(True, False), help="decay the step size linearly to 0 over the run")
     double_q: bool = hp(False, choices=(True, False), help="double DQN target (van Hasselt et al. 2016)")
     hidden: int = hp(256, low=4, high=4096, log=True, help="units in each of the two ReLU hidden layers")
+    n_step: int = hp(1, low=1, high=100, log=True, help="multi-step TD target length (Hessel et al. 2018; 1 = DQN)")
 
 
 @contextlib.contextmanager
@@ -91,10 +94,12 @@ def q_network(n_in: int, n_out: int, hidden: int, gen: torch.Generator) -> nn.Se
 
 
 def td_target(rewards: torch.Tensor, next_q_target: torch.Tensor, terminated: torch.Tensor,
-              gamma: float, next_q_online: torch.Tensor | None = None) -> torch.Tensor:
+              gamma: float | torch.Tensor, next_q_online: torch.Tensor | None = None) -> torch.Tensor:
     """``r + gamma * (1 - terminated) * max_a' Q_target(s', a')``: truncated transitions bootstrap.
 
     With ``next_q_online`` (double DQN) the target network evaluates the online network's argmax.
+    For n-step targets ``rewards`` is the discounted reward sum and ``gamma`` the per-sample
+    ``gamma ** m`` (:func:`n_step_window`).
     """
     if next_q_online is None:
         best = next_q_target.max(dim=-1).values
@@ -107,20 +112,55 @@ def td_loss(q_taken: torch.Tensor, target: torch.Tensor, kind: str) -> torch.Ten
     return F.smooth_l1_loss(q_taken, target) if kind == "huber" else F.mse_loss(q_taken, target)
 
 
+# replay rows: [obs (n_obs), next_obs (n_obs), action, reward, terminated, episode ended]
+ACTION, REWARD, TERMINATED, DONE = -4, -3, -2, -1
+
+
+def n_step_window(window: torch.Tensor, available: torch.Tensor, gamma: float,
+                  n_obs: int) -> tuple[torch.Tensor, ...]:
+    """Multi-step targets' ingredients from the replay rows that follow each sampled transition.
+
+    ``window`` ``(..., n, width)``: the rows at sampled index ``i`` and the ``n - 1`` after it
+    (circularly); ``available`` ``(...)``: how many rows from ``i`` to the newest one exist. The
+    window of ``i`` is the first ``m <= n`` rows that are available and do not go past the end of
+    ``i``'s episode (a row whose ``done`` flag is set is its episode's last). Returns ``(rewards,
+    next_obs, terminated, discount)``: ``sum_{k<m} gamma^k r_{i+k}``, the next observation and
+    termination flag of row ``i+m-1``, and ``gamma ** m``. So an episode that terminated inside the
+    window does not bootstrap; one that was truncated bootstraps from its final observation
+    (Pardo et al. 2018); a window cut by the newest row bootstraps after ``m`` steps (a shorter,
+    still unbiased multi-step target). ``n = 1`` gives the one-step DQN target.
+    """
+    n = window.shape[-2]
+    k = torch.arange(n, device=window.device)
+    done = window[..., DONE]
+    # row k counts if every earlier row of the window continues the episode and it exists
+    before = torch.cat([torch.zeros_like(done[..., :1]), done[..., :-1]], dim=-1).cumsum(-1)
+    valid = (before == 0) & (k < available.unsqueeze(-1))
+    m = valid.sum(-1)
+    powers = torch.pow(torch.tensor(gamma, dtype=window.dtype, device=window.device), k.to(window.dtype))
+    rewards = (window[..., REWARD] * powers * valid).sum(-1)
+    last = torch.gather(window, -2, (m - 1).view(*m.shape, 1, 1).expand(*m.shape, 1, window.shape[-1])).squeeze(-2)
+    discount = torch.pow(torch.tensor(gamma, dtype=window.dtype, device=window.device), m.to(window.dtype))
+    return rewards, last[..., n_obs:2 * n_obs], last[..., TERMINATED], discount
+
+
 class ReplayBuffer:
     """Preallocated circular buffer of transitions, one float32 row each: ``[obs, next_obs, action,
-    reward, terminated]`` (actions are small integers, exact in float32), so a minibatch -- or a
-    whole training phase's minibatches -- is a single gather."""
+    reward, terminated, done]`` (actions are small integers, exact in float32; ``done`` marks an
+    episode's last transition, terminated or truncated), so a minibatch -- or a whole training
+    phase's minibatches -- is a single gather."""
 
     def __init__(self, capacity: int, n_obs: int) -> None:
-        self.rows = np.zeros((capacity, 2 * n_obs + 3), np.float32)
+        self.rows = np.zeros((capacity, 2 * n_obs + 4), np.float32)
         self.n_obs = n_obs
         self.capacity, self.size, self.pos = capacity, 0, 0
 
-    def add(self, obs: np.ndarray, action: int, reward: float, next_obs: np.ndarray, terminated: bool) -> None:
+    def add(self, obs: np.ndarray, action: int, reward: float, next_obs: np.ndarray, terminated: bool,
+            done: bool | None = None) -> None:
         row, n = self.rows[self.pos], self.n_obs
         row[:n], row[n:2 * n] = obs, next_obs
-        row[-3], row[-2], row[-1] = action, reward, terminated
+        row[ACTION], row[REWARD], row[TERMINATED] = action, reward, terminated
+        row[DONE] = terminated if done is None else done
         self.pos = self.pos + 1 if self.pos + 1 < self.capacity else 0
         if self.size < self.capacity:
             self.size += 1
@@ -128,11 +168,18 @@ class ReplayBuffer:
     def sample(self, rng: np.random.Generator, batch: int) -> tuple[torch.Tensor, ...]:
         return self.gather(rng.integers(0, self.size, size=batch))
 
-    def gather(self, idx: np.ndarray) -> tuple[torch.Tensor, ...]:
+    def gather(self, idx: np.ndarray, n_step: int = 1, gamma: float = 0.99) -> tuple[torch.Tensor, ...]:
         """The transitions at ``idx`` (shape ``(N,)``, or ``(K, N)`` for K minibatches) as tensors
-        ``(obs (..., n_obs), actions int64, rewards, next_obs, terminated)``."""
+        ``(obs (..., n_obs), actions int64, rewards, next_obs, terminated)``; with ``n_step > 1``
+        n-step rewards, next observations and flags plus a sixth tensor, the discounts ``gamma ** m``
+        (:func:`n_step_window`)."""
         rows, n = torch.from_numpy(self.rows[idx]), self.n_obs
-        return rows[..., :n], rows[..., -3].long(), rows[..., -2], rows[..., n:2 * n], rows[..., -1]
+        obs, actions = rows[..., :n], rows[..., ACTION].long()
+        if n_step == 1:
+            return obs, actions, rows[..., REWARD], rows[..., n:2 * n], rows[..., TERMINATED]
+        ahead = (idx[..., None] + np.arange(n_step)) % self.capacity
+        available = torch.from_numpy((self.pos - 1 - idx) % self.capacity + 1)
+        return (obs, actions) + n_step_window(torch.from_numpy(self.rows[ahead]), available, gamma, n)
 
 
 def relu_backward(grad: torch.Tensor, out: torch.Tensor) -> torch.Tensor:
@@ -265,17 +312,20 @@ class FlatAdam:
 
 def update(q: FlatQ, target: FlatQ, opt: FlatAdam, batch: tuple[torch.Tensor, ...],
            config: Config, want_loss: bool = True) -> torch.Tensor | None:
-    """One gradient step on a sampled batch; returns the loss (a 0-dim tensor; None unless
-    ``want_loss``: only the last step of a training phase is logged).
+    """One gradient step on a sampled batch ``(obs, actions, rewards, next_obs, terminated[,
+    discount])`` (the discount ``gamma ** m`` per sample for n-step targets, else ``gamma``);
+    returns the loss (a 0-dim tensor; None unless ``want_loss``: only the last step of a training
+    phase is logged).
 
     The mean Huber (or MSE) TD loss, its gradient, ``clip_grad_norm_(max_grad_norm)`` over all
     parameters and an Adam step: the step ``nn.Module`` + autograd + ``torch.optim.Adam`` take,
     in fewer operations.
     """
-    obs, actions, rewards, next_obs, terminated = batch
+    obs, actions, rewards, next_obs, terminated, *discount = batch
     with torch.no_grad():
         online = q.forward(next_obs) if config.double_q else None
-        y = td_target(rewards, target.forward(next_obs), terminated, config.gamma, online)
+        gamma = discount[0] if discount else config.gamma
+        y = td_target(rewards, target.forward(next_obs), terminated, gamma, online)
         loss = q.backward(obs, actions, y, config.loss, want_loss)
         g = q.flat.grad
         norm = float(torch.linalg.vector_norm(g))  # clip_grad_norm_'s total norm over all parameters
@@ -337,7 +387,7 @@ def _train(env_id: str, config: Config, seed: int, steps: int, log: EpisodeLog, 
         action = int(rng.integers(n_act)) if rng.random() < eps else q.act(obs)
         next_obs, r, term, trunc, _ = env.step(a0 + action)
         next_obs = np.asarray(next_obs, np.float32).ravel()
-        buffer.add(obs, action, r, next_obs, term)
+        buffer.add(obs, action, r, next_obs, term, term or trunc)
         ep_ret += float(r)
         ep_len += 1
         obs = next_obs
@@ -351,7 +401,8 @@ def _train(env_id: str, config: Config, seed: int, steps: int, log: EpisodeLog, 
                 if config.anneal_lr:
                     opt.param_groups[0]["lr"] = config.learning_rate * (1.0 - (t - 1) / steps)
                 # one draw of shape (gradient_steps, batch): the same numbers as gradient_steps draws
-                phase = buffer.gather(rng.integers(0, buffer.size, size=(g_steps, n_batch)))
+                phase = buffer.gather(rng.integers(0, buffer.size, size=(g_steps, n_batch)), config.n_step,
+                                      config.gamma)
                 for k in range(g_steps):
                     out = update(q, target, opt, tuple(x[k] for x in phase), config, want_loss=k == g_steps - 1)
                 loss = out

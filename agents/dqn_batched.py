@@ -54,7 +54,8 @@ from agents import vector_envs
 from agents._stacked import Stacked, clip_grad_norm_per_seed
 from agents.common import (Evaluation, EpisodeLog, EvaluationClock, linear_schedule, make_env,
                            torch_generator_seed)
-from agents.dqn import Config, FlatAdam, flush_denormals, relu_backward, td_target
+from agents.dqn import (ACTION, DONE, REWARD, TERMINATED, Config, FlatAdam, flush_denormals, n_step_window,
+                        relu_backward, td_target)
 
 NAME = "dqn"
 __all__ = ["Config", "train_batch", "init_params", "q_values", "memory_needed_mb"]
@@ -181,11 +182,12 @@ def update(params: Params, target: Params, opt: FlatAdam, batch: tuple[torch.Ten
     unless ``want_loss``: only a training phase's last step is logged).
 
     ``batch`` is ``(obs (B, N, n_obs), actions (B, N) int64, rewards (B, N), next_obs, terminated
-    (B, N))``; per seed: TD target, gradient (:func:`backward`), ``clip_grad_norm_`` and Adam."""
-    obs, actions, rewards, next_obs, terminated = batch
+    (B, N)[, discount (B, N)])`` (the discount for n-step targets); per seed: TD target, gradient (:func:`backward`), ``clip_grad_norm_`` and Adam."""
+    obs, actions, rewards, next_obs, terminated, *discount = batch
     with torch.no_grad():
         online = q_values(params, next_obs) if config.double_q else None
-        y = td_target(rewards, q_values(target, next_obs), terminated, config.gamma, online)
+        gamma = discount[0] if discount else config.gamma
+        y = td_target(rewards, q_values(target, next_obs), terminated, gamma, online)
         losses = backward(params, obs, actions, y, config.loss, want_loss)
         clip_grad_norm_per_seed(params, config.max_grad_norm)
     opt.step()
@@ -211,7 +213,7 @@ def sync_target(params: Params, target: Params, tau: float) -> None:
 def memory_needed_mb(n_seeds: int, capacity: int, n_obs: int, n_act: int, hidden: int) -> float:
     """MiB for a batch's replay buffers (obs, next_obs, action, reward, terminated: float32 per transition)
     plus its networks (online, target, gradient and two Adam moments)."""
-    replay = n_seeds * capacity * (2 * n_obs + 3) * 4
+    replay = n_seeds * capacity * (2 * n_obs + 4) * 4
     n_params = n_obs * hidden + hidden + hidden * hidden + hidden + hidden * n_act + n_act
     nets = n_seeds * n_params * 4 * 5
     return (replay + nets) / 2**20
@@ -365,9 +367,9 @@ def _train_batch(env_id: str, config: Config, seeds: list[int], steps: int, logs
     grad_views(params)  # the gradient buffer the hand-written backward pass fills
     target = target.to(device)
     opt = _adam(params, config.learning_rate)
-    # one replay row per transition: [obs, next_obs, action, reward, terminated] (float32; actions
-    # are small integers, exact in float32), so a minibatch is one gather
-    width = 2 * n_obs + 3
+    # one replay row per transition, agents.dqn.ReplayBuffer's layout: [obs, next_obs, action,
+    # reward, terminated, done] (float32; actions are small integers, exact), so a minibatch is one gather
+    width = 2 * n_obs + 4
     buf = torch.zeros((B, capacity, width), dtype=torch.float32, device=device)
     row = np.zeros((B, width), np.float32)
     size, pos = 0, 0
@@ -397,7 +399,7 @@ def _train_batch(env_id: str, config: Config, seeds: list[int], steps: int, logs
         next_obs = np.asarray(next_obs, np.float32).reshape(B, n_obs)
         row[:, :n_obs] = obs
         row[:, n_obs:2 * n_obs] = np.asarray(final, np.float32).reshape(B, n_obs)
-        row[:, -3], row[:, -2], row[:, -1] = actions, r, term
+        row[:, ACTION], row[:, REWARD], row[:, TERMINATED], row[:, DONE] = actions, r, term, np.asarray(term) | trunc
         buf[:, pos] = torch.from_numpy(row).to(device)
         pos = (pos + 1) % capacity
         size = min(size + 1, capacity)
@@ -418,10 +420,16 @@ def _train_batch(env_id: str, config: Config, seeds: list[int], steps: int, logs
                 # whole phase's minibatches in one gather, laid out (gradient step, seed, sample)
                 idx = np.stack([rng.integers(0, size, size=(g, n)) for rng in rngs], axis=1)
                 phase = buf[seed_rows, torch.from_numpy(idx).to(device)]
-                acts = phase[..., -3].long()
+                parts = [phase[..., :n_obs], phase[..., ACTION].long()]
+                if config.n_step == 1:
+                    parts += [phase[..., REWARD], phase[..., n_obs:2 * n_obs], phase[..., TERMINATED]]
+                else:  # each sample's successors, as agents.dqn.ReplayBuffer.gather takes them
+                    ahead = (idx[..., None] + np.arange(config.n_step)) % capacity
+                    window = buf[seed_rows.unsqueeze(-1), torch.from_numpy(ahead).to(device)]
+                    available = torch.from_numpy((pos - 1 - idx) % capacity + 1).to(device)
+                    parts += n_step_window(window, available, config.gamma, n_obs)
                 for k in range(g):
-                    mb = phase[k]
-                    batch = (mb[..., :n_obs], acts[k], mb[..., -2], mb[..., n_obs:2 * n_obs], mb[..., -1])
+                    batch = tuple(x[k] for x in parts)
                     last = update(params, target, opt, batch, config, want_loss=k == g - 1)
                 losses = last.cpu().numpy()
             if t % config.target_update_interval == 0:

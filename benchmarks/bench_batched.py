@@ -11,6 +11,9 @@ otherwise default DQN hyperparameters:
 
 * **batched**: ``agents.dqn_batched.train_batch`` with B seeds for ``--steps`` env steps each,
   in this process on one torch thread; aggregate steps/s = B * steps / wall time;
+* **runner, 2 blocks**: the batched agent the way ``evalkit run`` uses it on this machine: a study
+  of 2B seeds in blocks of B (``batch_seeds = B``), two blocks at once on 2 Ray workers, each one
+  process with one torch thread; aggregate steps/s = 2B * steps / wall time of ``run_study``;
 * **runner**: the unbatched agent run the usual way, ``evalkit.runner.run_study`` on a study of
   ``--runner-runs`` seeds with ``batch_seeds = 1``, backend ``ray`` and 2 workers; aggregate
   steps/s = runs * steps / wall time of ``run_study`` (Ray is started before the clock starts;
@@ -48,9 +51,12 @@ def batched_sps(batch: int, steps: int, hidden: int, device: str) -> float:
     return batch * steps / wall
 
 
-def runner_sps(runs: int, steps: int, hidden: int) -> float:
+def runner_sps(runs: int, steps: int, hidden: int, batch_seeds: int = 1) -> float:
+    """Aggregate steps/s of ``evalkit.runner.run_study`` (Ray, 2 workers) on a study of ``runs``
+    seeds in blocks of ``batch_seeds`` (1: the unbatched agent)."""
     from evalkit import runner, spec
-    raw = {"name": f"bench_batched_h{hidden}", "seed": 7, "runs": runs, "metric": "auc", "batch_seeds": 1,
+    raw = {"name": f"bench_batched_h{hidden}_b{batch_seeds}", "seed": 7, "runs": runs, "metric": "auc",
+           "batch_seeds": batch_seeds,
            "envs": {"CartPole-v1": {"steps": steps}},
            "algorithms": {"dqn": {"agent": "dqn", "config": {"hidden": hidden}}}}
     study = spec.parse_study(raw)
@@ -80,22 +86,31 @@ def main() -> None:
         base = runner_sps(args.runner_runs, args.steps, hidden) if args.runner_runs else float("nan")
         print(f"hidden {hidden}: unbatched runner (2 workers, {args.runner_runs} seeds): {base:,.0f} steps/s",
               flush=True)
-        rows = []
+        rows, two = [], []
         for b in args.batch_sizes:
             sps = batched_sps(b, args.steps, hidden, args.device)
             rows.append((b, sps))
             print(f"hidden {hidden}: batched B={b}: {sps:,.0f} steps/s", flush=True)
-        results[hidden] = (base, rows)
+        if args.runner_runs and args.device == "cpu":
+            for b in args.batch_sizes:
+                sps = runner_sps(2 * b, args.steps, hidden, batch_seeds=b)
+                two.append((b, sps))
+                print(f"hidden {hidden}: runner, 2 workers, 2 blocks of B={b}: {sps:,.0f} steps/s", flush=True)
+        results[hidden] = (base, rows, two)
     if args.runner_runs:
         import ray
         ray.shutdown()
     cpu = "one process, one torch thread" if args.device == "cpu" else f"device {args.device}"
     print(f"\nDQN on CartPole-v1, {args.steps} env steps per seed; aggregate env steps/s ({cpu})\n")
-    print("| hidden | unbatched runner, 2 workers | " + " | ".join(f"batched B={b}" for b in args.batch_sizes) + " |")
-    print("|---|---|" + "---|" * len(args.batch_sizes))
-    for hidden, (base, rows) in results.items():
-        cells = " | ".join(f"{sps:,.0f} ({sps / base:.1f}×)" if base == base else f"{sps:,.0f}" for _, sps in rows)
-        print(f"| {hidden} | {base:,.0f} | {cells} |")
+    print("| hidden | unbatched runner, 2 workers | batched how | " + " | ".join(f"B={b}" for b in args.batch_sizes) + " |")
+    print("|---|---|---|" + "---|" * len(args.batch_sizes))
+    for hidden, (base, rows, two) in results.items():
+        for label, cells_of in ((f"one process, one thread", rows), ("runner, 2 workers, 2 blocks", two)):
+            if not cells_of:
+                continue
+            cells = " | ".join(f"{sps:,.0f} ({sps / base:.1f}x)" if base == base else f"{sps:,.0f}"
+                               for _, sps in cells_of)
+            print(f"| {hidden} | {base:,.0f} | {label} | {cells} |")
 
 
 if __name__ == "__main__":

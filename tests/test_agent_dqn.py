@@ -131,3 +131,24 @@ def test_denormals_are_flushed_inside_a_run_only():
     assert float(tiny * 1.0) > 0.0  # PyTorch's default is back after the block
     dqn.train("CartPole-v1", dqn.Config(learning_starts=10, train_frequency=5, hidden=8), 0, 60, ListLog())
     assert float(tiny * 1.0) > 0.0
+
+
+def test_n_step_targets_stop_at_episode_ends_and_at_the_newest_row():
+    buf = dqn.ReplayBuffer(6, 1)
+    # episode 1: rewards 1, 2, 3, terminated; episode 2: rewards 4, 5, truncated; episode 3: reward 6 (running)
+    steps = [(1, False, False), (2, False, False), (3, True, True), (4, False, False), (5, False, True), (6, False, False)]
+    for i, (r, term, done) in enumerate(steps):
+        buf.add(np.array([i], np.float32), 0, float(r), np.array([10 + i], np.float32), term, done)
+    idx = np.array([0, 1, 3, 4, 5])
+    _, _, rew, nxt, term, disc = buf.gather(idx, n_step=3, gamma=0.5)
+    assert rew.tolist() == [1 + 0.5 * 2 + 0.25 * 3, 2 + 0.5 * 3, 4 + 0.5 * 5, 5, 6]
+    assert nxt[:, 0].tolist() == [12, 12, 14, 14, 15]  # the next obs after the window's last row
+    assert term.tolist() == [1, 1, 0, 0, 0]  # terminated: no bootstrap; truncated or cut: bootstrap
+    assert disc.tolist() == [0.125, 0.25, 0.25, 0.5, 0.5]
+    # one more transition overwrites row 0; the window of row 5 now continues into it (circularly)
+    buf.add(np.array([6], np.float32), 0, 7.0, np.array([16], np.float32), False, False)
+    _, _, rew, nxt, _, disc = buf.gather(np.array([5, 0]), n_step=3, gamma=0.5)
+    assert rew.tolist() == [6 + 0.5 * 7, 7] and nxt[:, 0].tolist() == [16, 16] and disc.tolist() == [0.25, 0.5]
+    # n_step = 1 is the one-step transition itself
+    _, _, rew1, nxt1, term1 = buf.gather(np.array([1, 2]))
+    assert rew1.tolist() == [2, 3] and nxt1[:, 0].tolist() == [11, 12] and term1.tolist() == [0, 1]

@@ -1,6 +1,8 @@
 """Seed-batched agents (issue 9): independence of the seeds in a batch, equivalence with the
 unbatched agent at batch size 1, independence of batch companions, bounded memory."""
 
+import dataclasses
+
 import numpy as np
 import pytest
 import torch
@@ -157,3 +159,17 @@ def test_batched_update_is_each_seeds_autograd_step():
         for b, (q, _) in enumerate(refs):
             for p, r in zip(dqn_batched.seed_q_network(params, b).parameters(), q.parameters()):
                 assert torch.allclose(p, r, rtol=1e-4, atol=1e-6)
+
+
+def test_batch_of_one_follows_the_unbatched_agent_with_n_step_targets():
+    cfg = dqn.Config(learning_starts=200, train_frequency=16, gradient_steps=8, batch_size=32, hidden=32, n_step=3)
+    ref = ListLog()
+    dqn.train("CartPole-v1", cfg, 11, 2000, ref)
+    (mine,) = _run_batch([11], 2000, cfg)
+    assert [(r["step"], r["return"]) for r in ref.rows] == [(r["step"], r["return"]) for r in mine.rows]
+    la = np.array([r["loss"] for r in ref.rows if "loss" in r])
+    lb = np.array([r["loss"] for r in mine.rows if "loss" in r])
+    assert len(la) > 10 and np.allclose(la, lb, rtol=1e-4, atol=1e-6)
+    # and the n-step targets differ from one-step ones (the option is not ignored)
+    one = _run_batch([11], 2000, dataclasses.replace(cfg, n_step=1))[0]
+    assert [r.get("loss") for r in one.rows] != [r.get("loss") for r in mine.rows]
