@@ -127,8 +127,9 @@ def n_step_window(window: torch.Tensor, available: torch.Tensor, gamma: float,
     next_obs, terminated, discount)``: ``sum_{k<m} gamma^k r_{i+k}``, the next observation and
     termination flag of row ``i+m-1``, and ``gamma ** m``. So an episode that terminated inside the
     window does not bootstrap; one that was truncated bootstraps from its final observation
-    (Pardo et al. 2018); a window cut by the newest row bootstraps after ``m`` steps (a shorter,
-    still unbiased multi-step target). ``n = 1`` gives the one-step DQN target.
+    (Pardo et al. 2018); a window cut by the newest row bootstraps after ``m`` steps (a shorter
+    multi-step target). ``n = 1`` gives the one-step DQN target. As in Rainbow, the rewards of
+    the behaviour policy are used without off-policy correction.
     """
     n = window.shape[-2]
     k = torch.arange(n, device=window.device)
@@ -137,10 +138,10 @@ def n_step_window(window: torch.Tensor, available: torch.Tensor, gamma: float,
     before = torch.cat([torch.zeros_like(done[..., :1]), done[..., :-1]], dim=-1).cumsum(-1)
     valid = (before == 0) & (k < available.unsqueeze(-1))
     m = valid.sum(-1)
-    powers = torch.pow(torch.tensor(gamma, dtype=window.dtype, device=window.device), k.to(window.dtype))
-    rewards = (window[..., REWARD] * powers * valid).sum(-1)
-    last = torch.gather(window, -2, (m - 1).view(*m.shape, 1, 1).expand(*m.shape, 1, window.shape[-1])).squeeze(-2)
-    discount = torch.pow(torch.tensor(gamma, dtype=window.dtype, device=window.device), m.to(window.dtype))
+    g = torch.tensor(gamma, dtype=window.dtype, device=window.device)
+    rewards = (window[..., REWARD] * torch.pow(g, k.to(window.dtype)) * valid).sum(-1)
+    last = window.take_along_dim((m - 1)[..., None, None], dim=-2).squeeze(-2)  # row i + m - 1
+    discount = torch.pow(g, m.to(window.dtype))
     return rewards, last[..., n_obs:2 * n_obs], last[..., TERMINATED], discount
 
 
