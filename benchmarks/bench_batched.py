@@ -1,6 +1,6 @@
 """Aggregate env steps/s of seed-batched DQN vs the unbatched agent through evalkit's runner (issue 9).
 
-Usage (about 6 minutes on 2 cores at the defaults)::
+Usage (about 15 minutes on 2 cores at the defaults)::
 
     nice -n 10 python benchmarks/bench_batched.py [--steps 5000] [--batch-sizes 1 8 32 128]
         [--hiddens 256 64] [--runner-runs 8] [--device cpu]
