@@ -166,15 +166,18 @@ def test_extras_missing_on_evaluation_rows_or_before_learning_are_not_divergence
 
 def test_ctrl_c_stops_cleanly_keeping_completed_runs(write_study, tmp_path):
     path = write_study(STUDY.format(runs=20, config="sleep = 0.02"))
+    # SIGINT back to its default in the child: a test session started in the background by a
+    # non-interactive shell ('cmd &') ignores SIGINT, and the child would inherit that
     proc = subprocess.Popen(cli("run", str(path), "--serial", "--no-progress", root=tmp_path), cwd=REPO,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     runs_dir = tmp_path / "rel" / "runs"
     deadline = time.time() + 60
     while time.time() < deadline and len(list(runs_dir.glob("*/*/*.parquet"))) < 3:
         time.sleep(0.05)
     proc.send_signal(signal.SIGINT)
     _, err = proc.communicate(timeout=60)
-    assert proc.returncode == 130
+    assert proc.returncode == 130, err[-2000:]
     assert "run the same command again to resume" in err and "Traceback" not in err
     stored = len(store.scan(tmp_path / "rel", repair=False))
     assert 3 <= stored < 40 and not list(runs_dir.glob("*/*/.*.tmp"))
