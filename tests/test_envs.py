@@ -144,3 +144,17 @@ def test_puddleworld_random_start_is_seeded_and_in_bounds():
     assert all(((0 <= s) & (s <= 1)).all() for s in starts)
     assert len({tuple(s) for s in starts}) > 10
     np.testing.assert_array_equal(gym.make("PuddleWorld-v0", start="random").reset(seed=4)[0], starts[4])
+
+
+def test_lunarlander_runs_with_the_discrete_agents():
+    """LunarLander-v3 (gymnasium[box2d]) is installed and the discrete-action agents run on it:
+    exact step accounting and finite returns (no learning target was set for it)."""
+    from agents import dqn, sarsa
+    from agents.common import ListLog
+    for agent, config in ((sarsa, sarsa.Config()),
+                          (dqn, dqn.Config(learning_starts=100, train_frequency=4, gradient_steps=1, batch_size=16, hidden=16))):
+        log = ListLog()
+        agent.train("LunarLander-v3", config, 0, 600, log)
+        rows = [r for r in log.rows if r["mode"] == "train"]
+        assert rows and sum(r["length"] for r in rows) <= 600 and rows[-1]["step"] <= 600
+        assert all(np.isfinite(r["return"]) for r in rows)
