@@ -145,6 +145,25 @@ def n_step_window(window: torch.Tensor, available: torch.Tensor, gamma: float,
     return rewards, last[..., n_obs:2 * n_obs], last[..., TERMINATED], discount
 
 
+def window_indices(idx: np.ndarray, n_step: int, pos: int, capacity: int) -> tuple[np.ndarray, np.ndarray]:
+    """For sampled indices ``idx`` of a circular buffer whose next write goes to ``pos``: the indices
+    of each one's window ``idx, idx + 1, ..., idx + n_step - 1`` (circularly; shape ``idx.shape +
+    (n_step,)``) and how many rows from ``idx`` to the newest one exist (shape ``idx.shape``)."""
+    return (idx[..., None] + np.arange(n_step)) % capacity, (pos - 1 - idx) % capacity + 1
+
+
+def unpack_rows(rows: torch.Tensor, n_obs: int, window: torch.Tensor | None = None,
+                available: torch.Tensor | None = None, gamma: float = 0.99) -> tuple[torch.Tensor, ...]:
+    """Replay rows ``(..., width)`` as ``(obs (..., n_obs), actions int64, rewards, next_obs,
+    terminated)``; given each row's ``window`` and ``available`` rows (:func:`window_indices`),
+    the n-step ``(obs, actions, rewards, next_obs, terminated, discount)`` (:func:`n_step_window`).
+    Used by :class:`ReplayBuffer` and by the seed-batched agent's buffer (same row layout)."""
+    obs, actions = rows[..., :n_obs], rows[..., ACTION].long()
+    if window is None:
+        return obs, actions, rows[..., REWARD], rows[..., n_obs:2 * n_obs], rows[..., TERMINATED]
+    return (obs, actions) + n_step_window(window, available, gamma, n_obs)
+
+
 class ReplayBuffer:
     """Preallocated circular buffer of transitions, one float32 row each: ``[obs, next_obs, action,
     reward, terminated, done]`` (actions are small integers, exact in float32; ``done`` marks an
@@ -171,16 +190,12 @@ class ReplayBuffer:
 
     def gather(self, idx: np.ndarray, n_step: int = 1, gamma: float = 0.99) -> tuple[torch.Tensor, ...]:
         """The transitions at ``idx`` (shape ``(N,)``, or ``(K, N)`` for K minibatches) as tensors
-        ``(obs (..., n_obs), actions int64, rewards, next_obs, terminated)``; with ``n_step > 1``
-        n-step rewards, next observations and flags plus a sixth tensor, the discounts ``gamma ** m``
-        (:func:`n_step_window`)."""
-        rows, n = torch.from_numpy(self.rows[idx]), self.n_obs
-        obs, actions = rows[..., :n], rows[..., ACTION].long()
+        (:func:`unpack_rows`); with ``n_step > 1`` n-step targets' ingredients (:func:`n_step_window`)."""
+        rows = torch.from_numpy(self.rows[idx])
         if n_step == 1:
-            return obs, actions, rows[..., REWARD], rows[..., n:2 * n], rows[..., TERMINATED]
-        ahead = (idx[..., None] + np.arange(n_step)) % self.capacity
-        available = torch.from_numpy((self.pos - 1 - idx) % self.capacity + 1)
-        return (obs, actions) + n_step_window(torch.from_numpy(self.rows[ahead]), available, gamma, n)
+            return unpack_rows(rows, self.n_obs)
+        ahead, available = window_indices(idx, n_step, self.pos, self.capacity)
+        return unpack_rows(rows, self.n_obs, torch.from_numpy(self.rows[ahead]), torch.from_numpy(available), gamma)
 
 
 def relu_backward(grad: torch.Tensor, out: torch.Tensor) -> torch.Tensor:
@@ -404,9 +419,8 @@ def _train(env_id: str, config: Config, seed: int, steps: int, log: EpisodeLog, 
                 # one draw of shape (gradient_steps, batch): the same numbers as gradient_steps draws
                 phase = buffer.gather(rng.integers(0, buffer.size, size=(g_steps, n_batch)), config.n_step,
                                       config.gamma)
-                for k in range(g_steps):
-                    out = update(q, target, opt, tuple(x[k] for x in phase), config, want_loss=k == g_steps - 1)
-                loss = out
+                for k in range(g_steps):  # the phase's last step returns the loss that is logged
+                    loss = update(q, target, opt, tuple(x[k] for x in phase), config, want_loss=k == g_steps - 1)
             if t % config.target_update_interval == 0:
                 sync_target(q, target, config.tau)
         if clock.next_step <= t:

@@ -54,8 +54,8 @@ from agents import vector_envs
 from agents._stacked import Stacked, clip_grad_norm_per_seed
 from agents.common import (Evaluation, EpisodeLog, EvaluationClock, linear_schedule, make_env,
                            torch_generator_seed)
-from agents.dqn import (ACTION, DONE, REWARD, TERMINATED, Config, FlatAdam, flush_denormals, n_step_window,
-                        relu_backward, td_target)
+from agents.dqn import (ACTION, DONE, REWARD, TERMINATED, Config, FlatAdam, flush_denormals, relu_backward,
+                        td_target, unpack_rows, window_indices)
 
 NAME = "dqn"
 __all__ = ["Config", "train_batch", "init_params", "q_values", "memory_needed_mb"]
@@ -182,7 +182,8 @@ def update(params: Params, target: Params, opt: FlatAdam, batch: tuple[torch.Ten
     unless ``want_loss``: only a training phase's last step is logged).
 
     ``batch`` is ``(obs (B, N, n_obs), actions (B, N) int64, rewards (B, N), next_obs, terminated
-    (B, N)[, discount (B, N)])`` (the discount for n-step targets); per seed: TD target, gradient (:func:`backward`), ``clip_grad_norm_`` and Adam."""
+    (B, N)[, discount (B, N)])`` (the discount for n-step targets); per seed: TD target, gradient
+    (:func:`backward`), ``clip_grad_norm_`` and Adam."""
     obs, actions, rewards, next_obs, terminated, *discount = batch
     with torch.no_grad():
         online = q_values(params, next_obs) if config.double_q else None
@@ -420,14 +421,12 @@ def _train_batch(env_id: str, config: Config, seeds: list[int], steps: int, logs
                 # whole phase's minibatches in one gather, laid out (gradient step, seed, sample)
                 idx = np.stack([rng.integers(0, size, size=(g, n)) for rng in rngs], axis=1)
                 phase = buf[seed_rows, torch.from_numpy(idx).to(device)]
-                parts = [phase[..., :n_obs], phase[..., ACTION].long()]
                 if config.n_step == 1:
-                    parts += [phase[..., REWARD], phase[..., n_obs:2 * n_obs], phase[..., TERMINATED]]
+                    parts = unpack_rows(phase, n_obs)
                 else:  # each sample's successors, as agents.dqn.ReplayBuffer.gather takes them
-                    ahead = (idx[..., None] + np.arange(config.n_step)) % capacity
+                    ahead, available = window_indices(idx, config.n_step, pos, capacity)
                     window = buf[seed_rows.unsqueeze(-1), torch.from_numpy(ahead).to(device)]
-                    available = torch.from_numpy((pos - 1 - idx) % capacity + 1).to(device)
-                    parts += n_step_window(window, available, config.gamma, n_obs)
+                    parts = unpack_rows(phase, n_obs, window, torch.from_numpy(available).to(device), config.gamma)
                 for k in range(g):
                     batch = tuple(x[k] for x in parts)
                     last = update(params, target, opt, batch, config, want_loss=k == g - 1)
