@@ -52,6 +52,30 @@ class Stacked:
             leaf.grad = g
             self._leaves.append(leaf)
 
+    def grads(self) -> list[torch.Tensor]:
+        """Views ``(B, *shape)`` into ``flat.grad`` (created, zero, on first call), for code that
+        writes gradients itself instead of through autograd."""
+        views = getattr(self, "_grads", None)
+        if views is None:
+            if self.flat.grad is None:
+                self.flat.grad = torch.zeros_like(self.flat)
+            views = self._grads = self._views(self.flat.grad)
+        return views
+
+    def rows(self, start: int, stop: int) -> "Stacked":
+        """Seeds ``start:stop`` as a :class:`Stacked` sharing this one's memory (``flat`` and, once
+        this one has it, ``flat.grad``: call :meth:`grads` on the whole batch first), so work on a
+        block of seeds writes straight into the whole batch's buffers. Cached per block."""
+        cache = self.__dict__.setdefault("_rows", {})
+        out = cache.get((start, stop))
+        if out is None:
+            out = type(self).__new__(type(self))
+            out.shapes, out.slices, out.flat, out._leaves = self.shapes, self.slices, self.flat[start:stop], None
+            cache[(start, stop)] = out
+        if out.flat.grad is None and self.flat.grad is not None:
+            out.flat.grad = self.flat.grad[start:stop]
+        return out
+
     def zero_grad(self) -> None:
         self.flat.grad.zero_()
 

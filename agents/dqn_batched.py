@@ -103,8 +103,8 @@ def q_values(params: Params, x: torch.Tensor) -> torch.Tensor:
     transposed view): with only ``n_out`` (2-3) output columns, a batched product with the thin
     side as rows runs several times faster on a CPU than ``h @ W3^T``."""
     w1, b1, w2, b2, w3, b3 = params.tensors()
-    h = torch.relu(torch.baddbmm(b1.unsqueeze(1), x, w1))
-    h = torch.relu(torch.baddbmm(b2.unsqueeze(1), h, w2))
+    h = torch.baddbmm(b1.unsqueeze(1), x, w1).relu_()
+    h = torch.baddbmm(b2.unsqueeze(1), h, w2).relu_()
     return torch.baddbmm(b3.unsqueeze(2), w3, h.transpose(1, 2)).transpose(1, 2)
 
 
@@ -131,17 +131,6 @@ def per_seed_td_loss(q_taken: torch.Tensor, target: torch.Tensor, kind: str) -> 
     return F.mse_loss(q_taken, target, reduction="none").mean(dim=1)
 
 
-def grad_views(params: Params) -> list[torch.Tensor]:
-    """Views ``(B, *shape)`` of ``params.flat.grad`` (created, zero, on first call; kept on
-    ``params``) for the hand-written backward pass."""
-    views = getattr(params, "_grad_views", None)
-    if views is None:
-        if params.flat.grad is None:
-            params.flat.grad = torch.zeros_like(params.flat)
-        views = params._grad_views = params._views(params.flat.grad)
-    return views
-
-
 def backward(params: Params, x: torch.Tensor, actions: torch.Tensor, target: torch.Tensor,
              kind: str, want_loss: bool = True) -> torch.Tensor | None:
     """Every seed's forward pass on its minibatch ``x`` ``(B, N, n_in)``, its mean TD loss of the
@@ -154,7 +143,7 @@ def backward(params: Params, x: torch.Tensor, actions: torch.Tensor, target: tor
     more than the arithmetic at these sizes. Seed ``b``'s gradient is that of its own loss alone.
     """
     w1, b1, w2, b2, w3, b3 = params.tensors()
-    gw1, gb1, gw2, gb2, gw3, gb3 = grad_views(params)
+    gw1, gb1, gw2, gb2, gw3, gb3 = params.grads()
     h1 = torch.baddbmm(b1.unsqueeze(1), x, w1).relu_()
     h2 = torch.baddbmm(b2.unsqueeze(1), h1, w2).relu_()
     q = torch.baddbmm(b3.unsqueeze(2), w3, h2.transpose(1, 2)).transpose(1, 2)
@@ -165,34 +154,54 @@ def backward(params: Params, x: torch.Tensor, actions: torch.Tensor, target: tor
     n = diff.shape[1]
     g = diff.clamp_(-1.0, 1.0).mul_(1.0 / n) if kind == "huber" else diff.mul_(2.0 / n)
     dq = torch.zeros_like(q).scatter_(2, a, g.unsqueeze(2))
-    torch.bmm(dq.transpose(1, 2), h2, out=gw3)
+    # weight gradients are computed contiguous, then copied: a bmm whose output is a strided view
+    # of flat.grad falls back from MKL's batched GEMM to a loop over seeds (measured 1.5x slower)
+    gw3.copy_(torch.bmm(dq.transpose(1, 2), h2))
     torch.sum(dq, 1, out=gb3)
     dh = relu_backward(torch.bmm(dq, w3), h2)
-    torch.bmm(h1.transpose(1, 2), dh, out=gw2)
+    gw2.copy_(torch.bmm(h1.transpose(1, 2), dh))
     torch.sum(dh, 1, out=gb2)
     dh = relu_backward(torch.bmm(dh, w2.transpose(1, 2)), h1)
-    torch.bmm(x.transpose(1, 2), dh, out=gw1)
+    gw1.copy_(torch.bmm(x.transpose(1, 2), dh))
     torch.sum(dh, 1, out=gb1)
     return losses
 
 
+#: floats of one activation tensor ``(seeds, batch_size, hidden)`` per block of seeds in an update
+#: (1 MiB): blocks whose activations stay in a core's L2 cache. Measured at width 64, minibatch 64:
+#: 128 seeds in blocks of 64 update 1.5-1.8x faster than as one block (same numbers, bitwise).
+BLOCK_FLOATS = 2**18
+
+
+def seed_blocks(n_seeds: int, batch_size: int, hidden: int, block_floats: int = BLOCK_FLOATS) -> list[tuple[int, int]]:
+    """``[(start, stop), ...]``: the seeds of an update in consecutive blocks of at most
+    ``block_floats // (batch_size * hidden)`` seeds (at least one)."""
+    per = max(1, block_floats // max(1, batch_size * hidden))
+    return [(a, min(a + per, n_seeds)) for a in range(0, n_seeds, per)]
+
+
 def update(params: Params, target: Params, opt: FlatAdam, batch: tuple[torch.Tensor, ...],
-           config: Config, want_loss: bool = True) -> torch.Tensor | None:
+           config: Config, want_loss: bool = True, block_floats: int = BLOCK_FLOATS) -> torch.Tensor | None:
     """One gradient step for every seed on its own minibatch; returns the ``(B,)`` losses (None
     unless ``want_loss``: only a training phase's last step is logged).
 
     ``batch`` is ``(obs (B, N, n_obs), actions (B, N) int64, rewards (B, N), next_obs, terminated
     (B, N)[, discount (B, N)])`` (the discount for n-step targets); per seed: TD target, gradient
-    (:func:`backward`), ``clip_grad_norm_`` and Adam."""
+    (:func:`backward`), ``clip_grad_norm_`` and Adam. The targets and gradients are computed in
+    blocks of seeds (:func:`seed_blocks`, cache-sized); a seed's numbers do not depend on the blocks."""
     obs, actions, rewards, next_obs, terminated, *discount = batch
+    losses = []
+    params.grads()  # the whole batch's gradient buffer, shared by the blocks
     with torch.no_grad():
-        online = q_values(params, next_obs) if config.double_q else None
-        gamma = discount[0] if discount else config.gamma
-        y = td_target(rewards, q_values(target, next_obs), terminated, gamma, online)
-        losses = backward(params, obs, actions, y, config.loss, want_loss)
+        for a, b in seed_blocks(actions.shape[0], actions.shape[1], config.hidden, block_floats):
+            p, t = params.rows(a, b), target.rows(a, b)
+            online = q_values(p, next_obs[a:b]) if config.double_q else None
+            gamma = discount[0][a:b] if discount else config.gamma
+            y = td_target(rewards[a:b], q_values(t, next_obs[a:b]), terminated[a:b], gamma, online)
+            losses.append(backward(p, obs[a:b], actions[a:b], y, config.loss, want_loss))
         clip_grad_norm_per_seed(params, config.max_grad_norm)
     opt.step()
-    return losses
+    return torch.cat(losses) if want_loss else None
 
 
 def _adam(params: Params, lr: float) -> FlatAdam:
@@ -365,7 +374,7 @@ def _train_batch(env_id: str, config: Config, seeds: list[int], steps: int, logs
     envs = make_envs(env_id, env_kwargs, seeds)
     params, target = init_params(n_obs, n_act, config.hidden, rngs)
     params = params.to(device)
-    grad_views(params)  # the gradient buffer the hand-written backward pass fills
+    params.grads()  # the gradient buffer the hand-written backward pass fills
     target = target.to(device)
     opt = _adam(params, config.learning_rate)
     # one replay row per transition, agents.dqn.ReplayBuffer's layout: [obs, next_obs, action,

@@ -19,6 +19,10 @@ otherwise default DQN hyperparameters:
   steps/s = runs * steps / wall time of ``run_study`` (Ray is started before the clock starts;
   the study is written to a temporary directory).
 
+* **ceiling**: :func:`ceiling_sps`, what 2 processes would reach if an update cost only its four
+  ``hidden x hidden`` batched products (measured here with ``torch.bmm``): an upper bound for
+  any implementation of the same fp32 math on this machine, printed next to the measured rows.
+
 Every run has the same budget (``--steps`` per seed; the first 1000 are before learning starts,
 as in a real run). Prints a Markdown table with the speed-up over the runner. ``--device cuda``
 runs the batched part on the GPU (the runner column is then skipped with ``--runner-runs 0``).
@@ -49,6 +53,24 @@ def batched_sps(batch: int, steps: int, hidden: int, device: str) -> float:
     wall = time.perf_counter() - t0
     assert all(log.rows for log in logs)
     return batch * steps / wall
+
+
+def ceiling_sps(batch: int, steps: int, hidden: int, device: str, processes: int = 2) -> float:
+    """An upper bound measured on this machine: the aggregate steps/s of ``processes`` processes
+    whose updates did nothing but their four hidden-layer products (online and target forward,
+    weight gradient and input gradient of the ``hidden x hidden`` layer: ``bmm`` of ``(B, batch,
+    hidden) x (B, hidden, hidden)``), with env steps, acting, the other layers, clipping and Adam
+    free. No implementation of the same fp32 math with this GEMM can beat it."""
+    from torch.utils.benchmark import Timer
+
+    from agents import dqn
+    cfg = dqn.Config(hidden=hidden)
+    h = torch.rand(batch, cfg.batch_size, hidden, device=device)
+    w = torch.rand(batch, hidden, hidden, device=device)
+    one = Timer("torch.bmm(h, w)", globals={"torch": torch, "h": h, "w": w}).blocked_autorange(min_run_time=0.5).median
+    phases = sum(1 for t in range(cfg.learning_starts + 1, steps + 1) if t % cfg.train_frequency == 0)
+    updates = phases * cfg.gradient_steps
+    return processes * batch * steps / (updates * 4 * one)
 
 
 def runner_sps(runs: int, steps: int, hidden: int, batch_seeds: int = 1) -> float:
@@ -96,7 +118,14 @@ def main() -> None:
                 sps = runner_sps(2 * b, args.steps, hidden, batch_seeds=b)
                 two.append((b, sps))
                 print(f"hidden {hidden}: runner, 2 workers, 2 blocks of B={b}: {sps:,.0f} steps/s", flush=True)
-        results[hidden] = (base, rows, two)
+        ceil = []
+        if args.device == "cpu":
+            for b in args.batch_sizes:
+                sps = ceiling_sps(b, args.steps, hidden, args.device)
+                ceil.append((b, sps))
+                print(f"hidden {hidden}: ceiling (2 processes, hidden-layer products only) B={b}: {sps:,.0f} steps/s",
+                      flush=True)
+        results[hidden] = (base, rows, two, ceil)
     if args.runner_runs:
         import ray
         ray.shutdown()
@@ -104,8 +133,9 @@ def main() -> None:
     print(f"\nDQN on CartPole-v1, {args.steps} env steps per seed; aggregate env steps/s ({cpu})\n")
     print("| hidden | unbatched runner, 2 workers | batched how | " + " | ".join(f"B={b}" for b in args.batch_sizes) + " |")
     print("|---|---|---|" + "---|" * len(args.batch_sizes))
-    for hidden, (base, rows, two) in results.items():
-        for label, cells_of in ((f"one process, one thread", rows), ("runner, 2 workers, 2 blocks", two)):
+    for hidden, (base, rows, two, ceil) in results.items():
+        for label, cells_of in (("one process, one thread", rows), ("runner, 2 workers, 2 blocks", two),
+                                ("ceiling: 2 processes, hidden-layer products only", ceil)):
             if not cells_of:
                 continue
             cells = " | ".join(f"{sps:,.0f} ({sps / base:.1f}x)" if base == base else f"{sps:,.0f}"

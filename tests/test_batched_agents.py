@@ -173,3 +173,28 @@ def test_batch_of_one_follows_the_unbatched_agent_with_n_step_targets():
     # and the n-step targets differ from one-step ones (the option is not ignored)
     one = _run_batch([11], 2000, dataclasses.replace(cfg, n_step=1))[0]
     assert [r.get("loss") for r in one.rows] != [r.get("loss") for r in mine.rows]
+
+
+def test_update_in_seed_blocks_is_bitwise_the_whole_batch_update():
+    """The cache-sized seed blocks of an update (one seed each here, one block by default) give the
+    same parameters and losses, bit for bit: a seed's numbers do not depend on its block."""
+    assert dqn_batched.seed_blocks(5, 64, 64) == [(0, 5)]
+    assert dqn_batched.seed_blocks(130, 64, 64) == [(0, 64), (64, 128), (128, 130)]
+    assert dqn_batched.seed_blocks(3, 64, 8192, block_floats=1) == [(0, 1), (1, 2), (2, 3)]
+    seeds, n, hidden = [3, 4, 5, 6], 24, 16
+    gen = torch.Generator().manual_seed(1)
+    batch = (torch.randn(4, n, 4, generator=gen), torch.randint(0, 2, (4, n), generator=gen),
+             torch.randn(4, n, generator=gen), torch.randn(4, n, 4, generator=gen),
+             (torch.rand(4, n, generator=gen) < 0.3).float())
+    for double_q in (False, True):
+        cfg = dqn.Config(hidden=hidden, learning_rate=1e-2, double_q=double_q)
+        out = []
+        for block_floats in (dqn_batched.BLOCK_FLOATS, 1, 2 * n * hidden):
+            params, target = dqn_batched.init_params(4, 2, hidden, [np.random.default_rng(s) for s in seeds])
+            target.flat.add_(0.1)
+            opt = dqn.FlatAdam(params.flat, cfg.learning_rate)
+            losses = [dqn_batched.update(params, target, opt, batch, cfg, block_floats=block_floats) for _ in range(3)]
+            out.append((params.flat.clone(), torch.stack(losses)))
+        for flat, losses in out[1:]:
+            assert torch.equal(flat, out[0][0]) and torch.equal(losses, out[0][1])
+        assert not torch.equal(out[0][0], dqn_batched.init_params(4, 2, hidden, [np.random.default_rng(s) for s in seeds])[0].flat)
