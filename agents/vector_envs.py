@@ -29,6 +29,7 @@ This module depends on gymnasium and numpy only: agents never import evalkit.
 
 from __future__ import annotations
 
+import abc
 import math
 from typing import Sequence
 
@@ -39,8 +40,10 @@ from gymnasium.utils import seeding
 RESET_BLOCK = 32  # initial states drawn ahead per copy and per generator call
 
 
-class VectorEnv:
+class VectorEnv(abc.ABC):
     """``B`` independent copies of one classic-control task, stepped with array operations.
+
+    Abstract: a task subclass supplies its spaces, dynamics, termination and reward.
 
     Attributes:
         env_id: the gymnasium id this reproduces.
@@ -76,24 +79,25 @@ class VectorEnv:
         self._started = False
 
     # ------------------------------------------------------------------ task-specific parts
+    @abc.abstractmethod
     def _spaces(self) -> tuple[spaces.Box, spaces.Discrete]:
-        raise NotImplementedError
+        """The observation and action spaces of one copy."""
 
     def _draw_initial(self, rng: np.random.Generator, n: int) -> np.ndarray:
         """``n`` consecutive initial states of one copy, ``(n, state_dim)`` float64."""
         return rng.uniform(low=self.reset_low, high=self.reset_high, size=(n, self.state_dim))
 
+    @abc.abstractmethod
     def _dynamics(self, state: np.ndarray, actions: np.ndarray) -> np.ndarray:
         """Next state ``(b, state_dim)`` float64 from ``state`` ``(b, state_dim)`` and ``actions`` ``(b,)``."""
-        raise NotImplementedError
 
+    @abc.abstractmethod
     def _terminal(self, state: np.ndarray) -> np.ndarray:
         """``(b,)`` bool: which states end the episode."""
-        raise NotImplementedError
 
+    @abc.abstractmethod
     def _reward(self, terminated: np.ndarray) -> np.ndarray:
         """``(b,)`` float64 reward of a step that ended in a state with ``terminated``."""
-        raise NotImplementedError
 
     def _obs(self, state: np.ndarray) -> np.ndarray:
         """Observation ``(b, obs_dim)`` float32 of ``state`` after a step."""

@@ -34,6 +34,10 @@ def test_supported_and_unsupported_ids():
     assert not supported("Pendulum-v1") and not supported("CartPole-v0")
     with pytest.raises(ValueError, match="no batched implementation"):
         make_vector("Pendulum-v1", [0])
+    # the base class is abstract: a task without dynamics cannot be made
+    from agents.vector_envs import VectorEnv
+    with pytest.raises(TypeError, match="abstract"):
+        VectorEnv([0])
 
 
 @pytest.mark.parametrize("env_id", IDS)
