@@ -45,11 +45,15 @@ class AgentInfo:
 
 
 def _module_sources(module_name: str, seen: set[str]) -> list[bytes]:
-    """Source bytes of a module and of every ``agents.*`` module it imports, recursively."""
+    """Source bytes of a module and of every ``agents.*`` module it imports, recursively (``import
+    agents.x``, ``from agents.x import y`` and ``from agents import x`` for a submodule ``x``)."""
     if module_name in seen:
         return []
     seen.add(module_name)
-    spec = importlib.util.find_spec(module_name)
+    try:
+        spec = importlib.util.find_spec(module_name)
+    except (ImportError, ValueError):  # e.g. "agents.dqn.Config": a name, not a submodule
+        return []
     if spec is None or spec.origin is None or not spec.origin.endswith(".py"):
         return []
     src = Path(spec.origin).read_bytes()
@@ -57,7 +61,8 @@ def _module_sources(module_name: str, seen: set[str]) -> list[bytes]:
     for node in ast.walk(ast.parse(src)):
         names = []
         if isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
-            names = [node.module]
+            # "from agents import vector_envs" imports the submodule agents.vector_envs
+            names = [node.module] + [f"{node.module}.{a.name}" for a in node.names]
         elif isinstance(node, ast.Import):
             names = [a.name for a in node.names]
         for name in names:

@@ -216,3 +216,21 @@ def test_status_flags_runs_of_changed_agent_code_and_rerun_stale_redoes_them(wri
     assert summary.completed == 2
     assert set(store.load(tmp_path / "stale")["return"]) == {2.0}
     assert status.study_status(study, tmp_path / "stale")["stale"].tolist() == [0]
+
+
+def test_agent_code_hash_covers_every_agents_module_it_imports():
+    """A run is stale when any agent module behind it changes: the hash follows ``from agents
+    import vector_envs`` (a submodule named in a from-import) as well as ``from agents.x import y``."""
+    import agents
+    from pathlib import Path
+
+    from evalkit import registry
+    root = Path(agents.__file__).parent
+    for module, needed in (("agents.dqn", ["dqn.py", "dqn_batched.py", "vector_envs.py", "_stacked.py", "common.py"]),
+                           ("agents.ppo", ["ppo.py", "vector_envs.py", "common.py"])):
+        sources = registry._module_sources(module, set())
+        for name in needed:
+            src = (root / name).read_bytes()
+            assert any(chunk.endswith(src) for chunk in sources), (module, name)
+    # names that are not modules ("from agents.dqn import Config") are skipped, not errors
+    assert registry._module_sources("agents.dqn.Config", set()) == []
