@@ -45,16 +45,15 @@ class Stacked:
     def make_trainable(self) -> None:
         """Give ``flat`` a gradient buffer and expose per-tensor leaves backed by it: the optimizer
         steps ``flat`` as one tensor, the forward pass uses the leaves, and no gradient is copied."""
-        self.flat.grad = torch.zeros_like(self.flat)
         self._leaves = []
-        for v, g in zip(self._views(self.flat), self._views(self.flat.grad)):
+        for v, g in zip(self._views(self.flat), self.grads()):
             leaf = v.detach().requires_grad_(True)  # shares memory with flat
             leaf.grad = g
             self._leaves.append(leaf)
 
     def grads(self) -> list[torch.Tensor]:
-        """Views ``(B, *shape)`` into ``flat.grad`` (created, zero, on first call), for code that
-        writes gradients itself instead of through autograd."""
+        """Views ``(B, *shape)`` into ``flat.grad`` (created, zero, on first call): where autograd
+        accumulates through :meth:`make_trainable`'s leaves, or a hand-written backward pass writes."""
         views = getattr(self, "_grads", None)
         if views is None:
             if self.flat.grad is None:

@@ -374,7 +374,6 @@ def _train_batch(env_id: str, config: Config, seeds: list[int], steps: int, logs
     envs = make_envs(env_id, env_kwargs, seeds)
     params, target = init_params(n_obs, n_act, config.hidden, rngs)
     params = params.to(device)
-    params.grads()  # the gradient buffer the hand-written backward pass fills
     target = target.to(device)
     opt = _adam(params, config.learning_rate)
     # one replay row per transition, agents.dqn.ReplayBuffer's layout: [obs, next_obs, action,

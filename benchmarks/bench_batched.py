@@ -17,8 +17,7 @@ otherwise default DQN hyperparameters:
 * **runner**: the unbatched agent run the usual way, ``evalkit.runner.run_study`` on a study of
   ``--runner-runs`` seeds with ``batch_seeds = 1``, backend ``ray`` and 2 workers; aggregate
   steps/s = runs * steps / wall time of ``run_study`` (Ray is started before the clock starts;
-  the study is written to a temporary directory).
-
+  the study is written to a temporary directory);
 * **ceiling**: :func:`ceiling_sps`, what 2 processes would reach if an update cost only its four
   ``hidden x hidden`` batched products (measured here with ``torch.bmm``): an upper bound for
   any implementation of the same fp32 math on this machine, printed next to the measured rows.
