@@ -291,10 +291,11 @@ def _rule_budget_curve(curves: pd.DataFrame, algorithms: list[str]) -> list[Find
                     ("ranking flips with the tuning budget: " if flipped else "") + ev) for a in algorithms]
 
 
-def audit(study: Study, study_dir: Path, reps: int = 1000, seed: int = 0) -> AuditResult:
-    """Audit the stored runs of a study. Raises when nothing is stored."""
-    from evalkit.status import load_current
-    table = load_current(study, study_dir)
+def audit(study: Study, study_dir: Path, reps: int = 1000, seed: int = 0, results=None) -> AuditResult:
+    """Audit the stored runs of a study (``results``: the command's one load, else loaded here).
+    Raises when nothing is stored."""
+    from evalkit import results as results_mod
+    table = results_mod.ensure(results, study, study_dir).episodes
     if table.empty:
         from evalkit.errors import EvalkitError
         raise EvalkitError(f"{study_dir}: no stored runs to audit (run the study first)")

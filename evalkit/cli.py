@@ -103,14 +103,16 @@ def cmd_status(args: argparse.Namespace) -> int:
 
 
 def cmd_report(args: argparse.Namespace) -> int:
-    from evalkit import report
+    from evalkit import report, results
     study, study_dir = _study_dir(args)
-    text = report.text_report(study, study_dir, reps=args.reps, seed=args.seed)
+    loaded = results.load(study, study_dir)  # one load per command, handed to every part of the report
+    text = report.text_report(study, study_dir, reps=args.reps, seed=args.seed, results=loaded)
     print(text)
     if args.text_only or text.endswith("(run 'evalkit run' first)"):
         return 0
     paths = report.write_report(study, study_dir, args.out, reps=args.reps, seed=args.seed,
-                                figures=not args.no_figures, latex=args.latex, formats=_formats(args.format))
+                                figures=not args.no_figures, latex=args.latex, formats=_formats(args.format),
+                                results=loaded)
     for p in paths:
         print(f"written: {p}")
     if not args.no_figures:
@@ -127,10 +129,10 @@ def _formats(text: str) -> tuple[str, ...]:
 
 
 def cmd_plot(args: argparse.Namespace) -> int:
-    from evalkit import figures
+    from evalkit import figures, results
     study, study_dir = _study_dir(args)
     kinds = figures.KINDS if args.kind == "all" else tuple(k.strip() for k in args.kind.split(",") if k.strip())
-    data = figures.load(study, study_dir)
+    data = figures.load(study, study_dir, results=results.load(study, study_dir))
     built = figures.build(data, kinds, size=args.size, reps=args.reps, seed=args.seed)
     if not built:
         raise EvalkitError(f"{study_dir}: none of the requested figures ({', '.join(kinds)}) applies to the "
@@ -161,10 +163,10 @@ def _write_table(df, path: Path) -> None:
     df.to_parquet(path.with_suffix(".parquet"), index=False)
 
 
-def _phase_runs(study, study_dir: Path, phase: str | None = None):
+def _phase_runs(study, study_dir: Path, phase: str | None = None, loaded=None):
     """Per-run scores of the stored runs (one phase, or the tuning phase when the study has one)."""
-    from evalkit import metrics, status
-    table = status.load_current(study, study_dir)
+    from evalkit import metrics, results
+    table = results.ensure(loaded, study, study_dir).episodes
     if table.empty:
         raise EvalkitError(f"{study_dir}: no stored runs (run 'evalkit run' first)")
     if phase is not None:
@@ -173,11 +175,13 @@ def _phase_runs(study, study_dir: Path, phase: str | None = None):
 
 
 def cmd_sensitivity(args: argparse.Namespace) -> int:
-    from evalkit import selection, sensitivity
+    from evalkit import results, selection, sensitivity
     study, study_dir = _study_dir(args)
+    loaded = results.load(study, study_dir)
     phase = "tune" if study.tuning else "eval"
     # tuned studies: the full-budget tuning runs (successive halving leaves truncated ones too)
-    runs = selection.tuning_scores(study, study_dir) if study.tuning else _phase_runs(study, study_dir, phase)
+    runs = (selection.tuning_scores(study, study_dir, results=loaded) if study.tuning
+            else _phase_runs(study, study_dir, phase, loaded))
     hps = args.hyperparameters.split(",") if args.hyperparameters else None
     result = sensitivity.hyperparameter_sensitivity(runs, hyperparameters=hps, reps=args.reps, seed=args.seed,
                                                     normalize=not args.no_normalize)
@@ -194,14 +198,15 @@ def cmd_sensitivity(args: argparse.Namespace) -> int:
 
 
 def cmd_chs(args: argparse.Namespace) -> int:
-    from evalkit import chs, selection
+    from evalkit import chs, results
     study, study_dir = _study_dir(args)
-    stage1 = _phase_runs(study, study_dir, "tune")
-    stage2 = _phase_runs(study, study_dir, "eval")
+    loaded = results.load(study, study_dir)
+    stage1 = _phase_runs(study, study_dir, "tune", loaded)
+    stage2 = _phase_runs(study, study_dir, "eval", loaded)
     if stage1.empty or stage2.empty:
         raise EvalkitError(f"{study_dir}: CHS needs stored tuning runs (stage 1) and evaluation runs (stage 2); "
                            f"declare [tuning] select = \"cross_env\" and run the study")
-    chosen = selection.load_selection(study_dir)
+    chosen = loaded.selection
     if chosen:
         print(f"selection ({chosen['method']}):")
         seen = set()
@@ -222,9 +227,9 @@ def cmd_chs(args: argparse.Namespace) -> int:
 
 
 def cmd_audit(args: argparse.Namespace) -> int:
-    from evalkit import audit
+    from evalkit import audit, results
     study, study_dir = _study_dir(args)
-    result = audit.audit(study, study_dir, reps=args.reps, seed=args.seed)
+    result = audit.audit(study, study_dir, reps=args.reps, seed=args.seed, results=results.load(study, study_dir))
     out = _analysis_dir(study_dir)
     _write_table(result.table(), out / "audit")
     if len(result.curves):
@@ -235,10 +240,11 @@ def cmd_audit(args: argparse.Namespace) -> int:
 
 
 def cmd_compare(args: argparse.Namespace) -> int:
-    from evalkit import compare
+    from evalkit import compare, results
     study, study_dir = _study_dir(args)
     a, b = args.algorithms
-    result = compare.compare(study, study_dir, a, b, reps=args.reps, seed=args.seed)
+    result = compare.compare(study, study_dir, a, b, reps=args.reps, seed=args.seed,
+                             results=results.load(study, study_dir))
     out = _analysis_dir(study_dir)
     _write_table(result.per_env.astype(str), out / f"compare_{a}_vs_{b}")
     _write_table(result.aggregate, out / f"compare_{a}_vs_{b}_aggregate")

@@ -65,10 +65,11 @@ def _paired(x: pd.DataFrame, y: pd.DataFrame) -> tuple[np.ndarray, np.ndarray] |
 
 
 def compare(study: Study, study_dir: Path, a: str, b: str, reps: int = 10_000, seed: int = 0,
-            phase: str = "eval") -> Comparison:
-    """Compare algorithms (labels) ``a`` and ``b`` on the stored runs of ``phase``."""
-    from evalkit.status import load_current
-    table = load_current(study, study_dir)
+            phase: str = "eval", results=None) -> Comparison:
+    """Compare algorithms (labels) ``a`` and ``b`` on the stored runs of ``phase`` (``results``: the
+    command's one load, else loaded here)."""
+    from evalkit import results as results_mod
+    table = results_mod.ensure(results, study, study_dir).episodes
     table = table[table["phase"] == phase]
     runs = metrics.run_scores(table, study.metric)
     labels = sorted(runs["label"].unique())

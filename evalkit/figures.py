@@ -39,11 +39,13 @@ class StudyData:
     notes: list = field(default_factory=list)
 
 
-def load(study: Study, study_dir: Path) -> StudyData:
-    """Load the stored runs of ``study`` that belong to it now (orphans left out)."""
+def load(study: Study, study_dir: Path, results=None) -> StudyData:
+    """Load the stored runs of ``study`` that belong to it now (orphans left out). ``results``: the
+    command's one load (:func:`evalkit.results.load`); loaded here when not given."""
     from evalkit import compare, selection
-    from evalkit.status import load_current
-    full = load_current(study, study_dir)
+    from evalkit import results as results_mod
+    results = results_mod.ensure(results, study, study_dir)
+    full = results.episodes
     if full.empty:
         raise EvalkitError(f"{study_dir}: no stored runs (run 'evalkit run {study.path}' first)")
     table = full[full["phase"] == "eval"]
@@ -53,7 +55,7 @@ def load(study: Study, study_dir: Path) -> StudyData:
     sweep = pd.DataFrame()
     if study.tuning and (full["phase"] == "tune").any():
         try:
-            sweep = selection.tuning_scores(study, study_dir)
+            sweep = selection.tuning_scores(study, study_dir, results=results)
         except EvalkitError:
             sweep = pd.DataFrame()
     elif len(runs) and runs.groupby(["algorithm", "env"])["setting"].nunique().max() > 1:

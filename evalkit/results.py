@@ -78,3 +78,9 @@ def load(study: Study, study_dir: Path) -> StudyResults:
         cat["n_eval_episodes"] = cat["run_id"].map(counts["eval"]).fillna(0).astype("int64")
     return StudyResults(study, study_dir, cat, episodes, failures, catalog_mod.read_selection(study_dir),
                         orphans, catalog_mod.quarantined(study_dir))
+
+
+def ensure(results: StudyResults | None, study: Study, study_dir: Path) -> StudyResults:
+    """``results`` when the caller loaded them already (one load per command), else a fresh load
+    (library callers that pass only a study and its folder)."""
+    return results if results is not None else load(study, study_dir)

@@ -34,10 +34,11 @@ class Selection:
                              for (a, e), v in sorted(self.values.items())]}
 
 
-def tuning_scores(study: Study, study_dir: Path) -> pd.DataFrame:
-    """Per-run scores of the stored tuning runs of ``study`` (its metric, training episodes)."""
-    from evalkit.status import load_current
-    table = load_current(study, study_dir)
+def tuning_scores(study: Study, study_dir: Path, results=None) -> pd.DataFrame:
+    """Per-run scores of the stored tuning runs of ``study`` (its metric, training episodes).
+    ``results``: the command's one load (:func:`evalkit.results.load`), else loaded here."""
+    from evalkit import results as results_mod
+    table = results_mod.ensure(results, study, study_dir).episodes
     table = table[table["phase"] == "tune"]
     # successive halving leaves truncated-budget runs: only full-budget runs are compared
     full = table["env"].map({e.name: e.steps for e in study.envs})
@@ -97,5 +98,5 @@ def select(study: Study, study_dir: Path) -> Selection:
 
 
 def load_selection(study_dir: Path) -> dict | None:
-    path = Path(study_dir) / "selection.json"
-    return json.loads(path.read_text()) if path.exists() else None
+    from evalkit.catalog import read_selection
+    return read_selection(study_dir)
