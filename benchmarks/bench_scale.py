@@ -61,13 +61,19 @@ def long_table(seeds: int, envs: int = 10, seed: int = 0) -> pd.DataFrame:
 
 
 _WRAP = ("import resource, subprocess, sys; r = subprocess.run(sys.argv[1:]); "
-         "print('MAXRSS_KB', resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss, flush=True); "
+         "u = resource.getrusage(resource.RUSAGE_CHILDREN); "
+         "print('MAXRSS_KB', u.ru_maxrss, u.ru_utime + u.ru_stime, flush=True); "
          "sys.exit(r.returncode)")
+
+
+CPU: dict[str, float] = {}  # command line -> CPU seconds (user + sys) of its last run
 
 
 def timed(cmd: list[str], timeout: float, env: dict | None = None) -> tuple[float, float, str, int]:
     """(wall seconds, peak RSS in GB, last output line, exit status) of a command in its own process
-    (peak RSS of that process and the children it waited for, via a wrapper's RUSAGE_CHILDREN)."""
+    (peak RSS and CPU time of that process and the children it waited for, via a wrapper's
+    RUSAGE_CHILDREN; the CPU time goes to :data:`CPU`). On a machine shared with other jobs the
+    wall time stretches, the CPU time much less: both are printed."""
     t0 = time.perf_counter()
     try:
         proc = subprocess.run([sys.executable, "-c", _WRAP, *cmd], capture_output=True, text=True, timeout=timeout,
@@ -76,7 +82,9 @@ def timed(cmd: list[str], timeout: float, env: dict | None = None) -> tuple[floa
         return float("inf"), float("nan"), f"timed out after {timeout:g} s", -9
     wall = time.perf_counter() - t0
     lines = [ln for ln in (proc.stdout + proc.stderr).splitlines() if ln.strip()]
-    rss = next((int(ln.split()[1]) / 2**20 for ln in lines if ln.startswith("MAXRSS_KB")), float("nan"))
+    usage = next((ln.split() for ln in lines if ln.startswith("MAXRSS_KB")), None)
+    rss = int(usage[1]) / 2**20 if usage else float("nan")
+    CPU["last"] = float(usage[2]) if usage else float("nan")
     out = [ln for ln in proc.stdout.splitlines() if ln.strip() and not ln.startswith("MAXRSS_KB")]
     err = [ln for ln in proc.stderr.splitlines() if ln.strip()]
     last = (out[-1] if out else "") if proc.returncode == 0 else (err[-1] if err else "")
@@ -92,9 +100,13 @@ def evalkit(*args: str) -> list[str]:
     return [sys.executable, "-m", "evalkit.cli", *args]
 
 
-def _row(rows: list, what: str, wall: float, rss: float, peer: str, target: str, note: str = "") -> None:
-    rows.append({"what": what, "seconds": wall, "peak GB": rss, "peer": peer, "target": target, "note": note})
-    print(f"  {what:44s} {wall:9.2f} s  {rss:6.2f} GB   {peer:38s} target {target}  {note}", flush=True)
+def _row(rows: list, what: str, wall: float, rss: float, peer: str, target: str, note: str = "",
+         cpu: float | None = None) -> None:
+    cpu = CPU.pop("last", float("nan")) if cpu is None else cpu
+    rows.append({"what": what, "seconds": wall, "cpu": cpu, "peak GB": rss, "peer": peer, "target": target,
+                 "note": note})
+    print(f"  {what:44s} {wall:9.2f} s (CPU {cpu:8.2f} s) {rss:6.2f} GB   {peer:38s} target {target}  {note}",
+          flush=True)
 
 
 def study_benchmarks(work: Path, seeds: int, rows: list, report_timeout: float) -> None:
@@ -110,22 +122,26 @@ def study_benchmarks(work: Path, seeds: int, rows: list, report_timeout: float) 
     study = root / "scale"
     wall, rss, last, code = timed(evalkit("status", str(study)), 300)
     _row(rows, "evalkit status", wall, rss, "", "<= 3 s", "" if code == 0 else last[:60])
-    # loads: each in a fresh process, timing only the read (imports excluded)
-    pandas_s = python_timed(f"import time, pandas as pd; t=time.perf_counter(); df=pd.read_csv({str(csv)!r}); "
-                            f"print(time.perf_counter()-t)", 600)
-    ours = python_timed(f"import time; from evalkit import store; t=time.perf_counter(); df=store.load({str(study)!r}); "
-                        f"print(time.perf_counter()-t)", 600)
-    arrow = python_timed("import time, pyarrow.dataset as ds; t=time.perf_counter(); "
-                         f"df=ds.dataset({str(study / 'runs')!r}, format='parquet', partitioning='hive').to_table()"
-                         f".to_pandas(); print(time.perf_counter()-t)", 600)
-    full = python_timed("import time; from evalkit import results, spec; t=time.perf_counter(); "
-                        f"r=results.load(spec.study_from_store({str(study)!r}), {str(study)!r}); "
-                        f"print(time.perf_counter()-t)", 600)
-    p, o, a, f = (float(x[2]) if x[3] == 0 else float("nan") for x in (pandas_s, ours, arrow, full))
-    _row(rows, "pandas.read_csv (the same data as one CSV)", p, pandas_s[1], "peer", "")
-    _row(rows, "pyarrow.dataset(hive).to_table().to_pandas()", a, arrow[1], "peer", "")
-    _row(rows, "store.load", o, ours[1], f"{o / p:.2f}x read_csv, {o / a:.2f}x pyarrow", "<= 3x read_csv")
-    _row(rows, "results.load (catalog + episodes)", f, full[1], f"{f / p:.2f}x read_csv", "")
+    # loads: each in a fresh process, timing only the read (imports excluded): wall and CPU seconds
+    def read(setup: str, stmt: str) -> tuple[float, float, float]:
+        code = (f"import time; {setup}; t = time.perf_counter(); c = time.process_time(); {stmt}; "
+                f"print(time.perf_counter() - t, time.process_time() - c)")
+        wall, rss, last, status = python_timed(code, 600)
+        CPU.pop("last", None)
+        w, c = (float(x) for x in last.split()) if status == 0 else (float("nan"),) * 2
+        return w, c, rss
+
+    p = read("import pandas as pd", f"pd.read_csv({str(csv)!r})")
+    o = read("from evalkit import store", f"store.load({str(study)!r})")
+    a = read("import pyarrow.dataset as ds",
+             f"ds.dataset({str(study / 'runs')!r}, format='parquet', partitioning='hive').to_table().to_pandas()")
+    f = read("from evalkit import results, spec",
+             f"results.load(spec.study_from_store({str(study)!r}), {str(study)!r})")
+    _row(rows, "pandas.read_csv (the same data as one CSV)", p[0], p[2], "peer", "", cpu=p[1])
+    _row(rows, "pyarrow.dataset(hive).to_table().to_pandas()", a[0], a[2], "peer", "", cpu=a[1])
+    _row(rows, "store.load", o[0], o[2], f"{o[0] / p[0]:.2f}x read_csv (CPU {o[1] / p[1]:.2f}x), "
+         f"{o[0] / a[0]:.2f}x pyarrow", "<= 3x read_csv", cpu=o[1])
+    _row(rows, "results.load (catalog + episodes)", f[0], f[2], f"{f[0] / p[0]:.2f}x read_csv", "", cpu=f[1])
     wall, rss, last, code = timed(evalkit("sensitivity", str(study), "--reps", "10000"), 900)
     _row(rows, "evalkit sensitivity (10,000 resamples)", wall, rss, "", "<= 60 s", "" if code == 0 else last[:60])
     wall, rss, last, code = timed(evalkit("report", str(study), "--no-figures"), report_timeout)
@@ -190,9 +206,10 @@ def main() -> None:
         if not args.skip_runner:
             runner_benchmark(work, args.runner_seeds, rows, args.baseline)
     print(f"\nload average at end {os.getloadavg()[0]:.1f}\n")
-    print("| what | seconds | peak GB | peer | target | note |\n|---|---:|---:|---|---|---|")
+    print("| what | wall s | CPU s | peak GB | peer | target | note |\n|---|---:|---:|---:|---|---|---|")
     for r in rows:
-        print(f"| {r['what']} | {r['seconds']:.2f} | {r['peak GB']:.2f} | {r['peer']} | {r['target']} | {r['note']} |")
+        print(f"| {r['what']} | {r['seconds']:.2f} | {r['cpu']:.2f} | {r['peak GB']:.2f} | {r['peer']} | "
+              f"{r['target']} | {r['note']} |")
 
 
 if __name__ == "__main__":
