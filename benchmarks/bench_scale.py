@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import signal
 import subprocess
 import sys
 import tempfile
@@ -75,11 +76,16 @@ def timed(cmd: list[str], timeout: float, env: dict | None = None) -> tuple[floa
     RUSAGE_CHILDREN; the CPU time goes to :data:`CPU`). On a machine shared with other jobs the
     wall time stretches, the CPU time much less: both are printed."""
     t0 = time.perf_counter()
+    # its own process group, so a timeout stops the command and everything it started
+    popen = subprocess.Popen([sys.executable, "-c", _WRAP, *cmd], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                             text=True, env={**os.environ, **(env or {})}, cwd=REPO, start_new_session=True)
     try:
-        proc = subprocess.run([sys.executable, "-c", _WRAP, *cmd], capture_output=True, text=True, timeout=timeout,
-                              env={**os.environ, **(env or {})}, cwd=REPO)
+        stdout, stderr = popen.communicate(timeout=timeout)
     except subprocess.TimeoutExpired:
+        os.killpg(popen.pid, signal.SIGKILL)
+        popen.communicate()
         return float("inf"), float("nan"), f"timed out after {timeout:g} s", -9
+    proc = subprocess.CompletedProcess(popen.args, popen.returncode, stdout, stderr)
     wall = time.perf_counter() - t0
     lines = [ln for ln in (proc.stdout + proc.stderr).splitlines() if ln.strip()]
     usage = next((ln.split() for ln in lines if ln.startswith("MAXRSS_KB")), None)

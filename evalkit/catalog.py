@@ -15,10 +15,9 @@ stats/metrics -> catalog/store/spec); it never imports the runner or an analysis
 from __future__ import annotations
 
 import json
-import math
 import os
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Iterable
 
 import numpy as np
 import pandas as pd
