@@ -17,6 +17,7 @@ import numpy as np
 from scipy import stats as sps
 
 from evalkit.stats import aggregates as agg
+from evalkit.stats import resample
 from evalkit.stats.inputs import as_score_dict, check_confidence, check_reps
 from evalkit.stats.results import Estimate
 
@@ -58,14 +59,11 @@ def bootstrap_distribution(scores: np.ndarray, aggregate: str | Callable | tuple
     out = []
     if isinstance(aggregate, (str, tuple)):
         names = (aggregate,) if isinstance(aggregate, str) else aggregate
-        # resamples as (n, tasks, runs) values: one small-integer draw and one gather per chunk
-        # 16-bit positions halve the memory traffic of the gathers when the matrix is small
-        pos = np.uint16 if runs * tasks <= 2**16 else np.intp
-        offsets = (np.arange(tasks) * runs).astype(pos)[None, :, None]
-        for n in _chunks(reps, chunk):
-            idx = rng.integers(0, runs, size=(n, tasks, runs), dtype=np.uint8 if runs <= 255 else pos).astype(pos)
-            idx += offsets
-            out.append(agg.resample_aggregates(scores, idx, names))
+        evaluate = resample.Aggregates(scores, names)
+        # counts are (n, runs * tasks) float64: bound a chunk's memory by its number of counts
+        step = max(1, min(chunk, resample.CHUNK_COUNTS // (runs * tasks)))
+        for n in _chunks(reps, step):
+            out.append(evaluate(resample.counts(resample.draw(rng, runs, tasks, n), runs)))
         stacked = np.concatenate(out, axis=1)
         return stacked[0] if isinstance(aggregate, str) else stacked
     else:
