@@ -34,6 +34,7 @@ import threadpoolctl
 
 SMALL_RUNS = 10  # up to this many runs per task counts come from comparisons, beyond from bincount
 CHUNK_COUNTS = 2**18  # counts per chunk: 2 MB of float64, so the passes over them stay in cache
+DRAW_BUDGET = 2**25  # indices drawn at once at most (64 MB of 16-bit draws)
 
 
 _BLAS = None
@@ -93,10 +94,12 @@ class Aggregates:
     """The four aggregates of resamples of one (runs, tasks) matrix, from their counts.
 
     ``names``: a subset of ("iqm", "mean", "median", "optimality_gap"); ``gamma``: the optimality
-    gap's threshold. Calling it maps counts (runs * tasks, n) to (len(names), n).
+    gap's threshold; ``window_sds``: half-width of the IQM's cut windows in standard deviations of
+    the count below the cut (any value gives the same numbers; 0 sends every resample through the
+    full pass). Calling it maps counts (runs * tasks, n) to (len(names), n).
     """
 
-    def __init__(self, scores: np.ndarray, names: tuple[str, ...], gamma: float = 1.0):
+    def __init__(self, scores: np.ndarray, names: tuple[str, ...], gamma: float = 1.0, window_sds: float = 3.5):
         self.runs, self.tasks = scores.shape
         self.names, self.gamma = tuple(names), gamma
         self.v = np.asarray(scores, float).ravel()
@@ -118,7 +121,7 @@ class Aggregates:
                 # standard deviations either side holds the cut in all but ~1 in 2,000 resamples
                 m = (pos < k).reshape(self.runs, self.tasks).sum(axis=0)
                 sd = math.sqrt(float(np.sum(m * (1 - m / self.runs))))
-                half = int(math.ceil(3.5 * sd)) + 2
+                half = int(math.ceil(window_sds * sd)) + 2
                 a, b = max(0, k - half), min(N, k + half)
                 below = (pos < a).astype(float)
                 cols += [self.v * below, below]
