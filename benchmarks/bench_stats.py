@@ -116,11 +116,16 @@ def floor(stat: str, scores: dict, reps: int) -> float:
     return time.process_time() - c
 
 
-def agreement(stat: str, scores: dict, reps: int, taus: np.ndarray, pairs: list) -> tuple[float, float]:
-    """(max CI endpoint difference / rliable's width, max point difference) at ``reps`` resamples."""
+def agreement(stat: str, scores: dict, reps: int, taus: np.ndarray, pairs: list) -> tuple[float, float, str]:
+    """(max CI endpoint difference / rliable's width, max point difference, a note) at ``reps`` resamples.
+
+    A profile is a fraction of runs x tasks scores, so its band endpoints move in steps of
+    1 / (runs x tasks); the note gives the largest difference in such steps (where a band is a few
+    steps wide, one step is a large fraction of it whichever bootstrap draws it).
+    """
     mine = ours(stat, scores, reps, taus, pairs[:1] if stat == "poi" else pairs)
     pts, cis = theirs(stat, scores, reps, taus, pairs[:1] if stat == "poi" else pairs)
-    worst, point = 0.0, 0.0
+    worst, point, note = 0.0, 0.0, ""
     if stat == "aggregates":
         for a in scores:
             for i, name in enumerate(NAMES):
@@ -142,7 +147,10 @@ def agreement(stat: str, scores: dict, reps: int, taus: np.ndarray, pairs: list)
             worst = max(worst, float(np.max(np.abs(df["low"].to_numpy() - band[0])[ok] / width[ok])),
                         float(np.max(np.abs(df["high"].to_numpy() - band[1])[ok] / width[ok])))
             point = max(point, float(np.max(np.abs(df["point"].to_numpy() - pts[a]))))
-    return worst, point
+            steps = max(steps if note else 0.0, float(np.max(np.abs(np.r_[df["low"] - band[0], df["high"] - band[1]])))
+                        * scores[a].size)
+            note = f"largest difference {steps:.2f} steps of 1/(runs x tasks)"
+    return worst, point, note
 
 
 def sensitivity_row() -> str:
@@ -206,10 +214,10 @@ def main() -> None:
                 checks.append((shape, stat) + agreement(stat, scores, args.check_reps, taus, pairs))
     if checks:
         print(f"\nAgreement with rliable at {args.check_reps:,} resamples (PoI interval: first pair; points: all):\n")
-        print("| shape | statistic | max CI endpoint difference / rliable width | max point difference |")
-        print("|---|---|---:|---:|")
-        for shape, stat, worst, point in checks:
-            print(f"| {shape} | {stat} | {worst:.3f} | {point:.1e} |")
+        print("| shape | statistic | max CI endpoint difference / rliable width | max point difference | note |")
+        print("|---|---|---:|---:|---|")
+        for shape, stat, worst, point, note in checks:
+            print(f"| {shape} | {stat} | {worst:.3f} | {point:.1e} | {note} |")
     if args.sensitivity:
         print()
         print(sensitivity_row())

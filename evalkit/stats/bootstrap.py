@@ -1,12 +1,12 @@
 """Stratified bootstrap confidence intervals (Agarwal et al. 2021; Efron & Tibshirani 1993).
 
-Runs are resampled with replacement independently within each task. For the named aggregates all
-resamples of a chunk are drawn at once as small integers (one ``(chunk, tasks, runs)`` array) and
-evaluated together by :func:`evalkit.stats.aggregates.resample_aggregates` (per-task means by one
-matrix product, IQM by sorting 16-bit global ranks), so memory is bounded by ``chunk`` resamples
-and there is no per-resample Python loop. Any other aggregate (a callable on a (runs, tasks)
-matrix) is evaluated on materialised resamples, chunk by chunk. BCa's jackknife uses the exact
-count form of the aggregates (:data:`evalkit.stats.aggregates.COUNT_AGGREGATES`).
+Runs are resampled with replacement independently within each task. For the named aggregates a
+chunk of resamples is drawn at once as small integers (one ``(chunk, tasks, runs)`` array), turned
+into draw counts and evaluated exactly by :class:`evalkit.stats.resample.Aggregates` in slices
+that stay in cache, so memory is bounded by the chunk and there is no per-resample Python loop.
+Any other aggregate (a callable on a (runs, tasks) matrix) is evaluated on materialised resamples,
+chunk by chunk. BCa's jackknife for the named aggregates is in closed form
+(:func:`evalkit.stats.aggregates.jackknife`).
 """
 
 from __future__ import annotations

@@ -15,9 +15,9 @@ each run of each task was drawn. Every statistic evalkit bootstraps is a functio
   1 in 2,000 -- is redone over all positions, so the result is exact for every resample.
   No resample is sorted;
 * probability of improvement (Mann-Whitney) is a rank sum: a running total of one algorithm's
-  counts over its sorted scores, read at the other's scores (:func:`pair_poi`);
+  counts over its sorted scores, read at the other's scores (:mod:`evalkit.stats.improvement`);
 * the performance profile (fraction of runs above tau) is a count-weighted fraction: counts
-  summed over the thresholds' bins, then a running total from the top (:func:`profile_fractions`).
+  summed over the thresholds' bins, then a running total from the top (:mod:`evalkit.stats.profiles`).
 
 Counts come from the drawn indices (``(n, tasks, runs)`` small integers, the draws themselves being
 the only random step): by comparisons for few runs per task (``runs <= 16``: ``runs`` passes of a
