@@ -1,61 +1,226 @@
-"""Speed of evalkit's stratified bootstrap against rliable's, in one run (not a timed test).
+"""Speed of evalkit's stratified bootstrap against rliable 1.2.0 on every shape of data, in one run.
 
-5 algorithms x 26 tasks x 10 runs, 4 aggregates (IQM, mean, median, optimality gap), 50,000
-resamples by default. Prints both wall times, the ratio, the largest endpoint difference relative to
-the interval width, and evalkit's peak traced memory.
+Shapes are algorithms x tasks x runs: 5x26x10 (Atari-100k-like), 7x26x100, 10x57x5 (Atari 57
+games x 5 seeds), 3x5x300 and 2x1x1000 (sensitivity-study-like). Statistics, each timed for
+evalkit and rliable at the same number of resamples:
 
-    python benchmarks/bench_stats.py [--reps 50000]
+* ``aggregates``: IQM, mean, median and optimality gap together (rliable: one function returning
+  the four, through ``get_interval_estimates``);
+* ``poi``: probability of improvement for every unordered pair of algorithms (rliable:
+  ``get_interval_estimates`` with ``metrics.probability_of_improvement`` on each pair);
+* ``profile``: performance profiles with percentile bands at ``--taus`` thresholds (rliable:
+  ``create_performance_profile(..., reps=reps)``).
+
+Beside evalkit's time the table prints the *index floor*: the time numpy takes only to draw the
+resample indices evalkit uses (one (runs,) draw per task per resample per algorithm, in the same
+chunks and integer type), and evalkit's peak traced memory. Times are CPU seconds of this process
+(wall seconds in brackets): on a shared machine wall time also measures the neighbours.
+
+rliable evaluates one Python call per resample, so its time is linear in the resamples; where
+``--peer-reps`` (or ``--poi-peer-reps``) is below the table's resamples, rliable is timed on that
+many and scaled, and the table says so. Agreement (a second table) is measured at ``--check-reps``:
+the largest CI endpoint difference relative to rliable's CI width, and the largest point difference.
+``--sensitivity`` adds hyperparameter_sensitivity on a 10,000-run table (2 algorithms x 50 settings x
+10 envs x 10 seeds, 10,000 resamples) and the uncached tolerance_factor time.
+
+    python benchmarks/bench_stats.py                      # everything, full resamples (slow: rliable)
+    python benchmarks/bench_stats.py --reps 2000 --shapes 5x26x10 --check-reps 0
 """
 
 from __future__ import annotations
 
 import argparse
+import itertools
 import time
 import tracemalloc
+import warnings
 
 import numpy as np
+import pandas as pd
 from rliable import library as rly
 from rliable import metrics as rlm
 
 from evalkit import stats
+from evalkit.stats import resample
+from evalkit.stats.bootstrap import algorithm_rng
 
 NAMES = ["iqm", "mean", "median", "optimality_gap"]
+SHAPES = ["5x26x10", "7x26x100", "10x57x5", "3x5x300", "2x1x1000"]
+
+
+def four(x: np.ndarray) -> np.ndarray:
+    return np.array([rlm.aggregate_iqm(x), rlm.aggregate_mean(x), rlm.aggregate_median(x),
+                     rlm.aggregate_optimality_gap(x)])
+
+
+def data(shape: str) -> dict:
+    algs, tasks, runs = map(int, shape.split("x"))
+    rng = np.random.default_rng(0)
+    scale = rng.uniform(0.5, 2.0, size=tasks)  # tasks differ in difficulty
+    return {f"algo{i}": rng.gamma(2.0 + 0.4 * i, 0.3, size=(runs, tasks)) * scale for i in range(algs)}
+
+
+def taus_for(scores: dict, k: int) -> np.ndarray:
+    allv = np.concatenate([x.ravel() for x in scores.values()])
+    return np.linspace(allv.min(), allv.max(), k)
+
+
+def timed(fn):
+    w, c = time.perf_counter(), time.process_time()
+    out = fn()
+    return out, time.process_time() - c, time.perf_counter() - w
+
+
+def peak_mib(fn) -> float:
+    tracemalloc.start()
+    fn()
+    _, peak = tracemalloc.get_traced_memory()
+    tracemalloc.stop()
+    return peak / 2**20
+
+
+def ours(stat: str, scores: dict, reps: int, taus: np.ndarray, pairs: list, seed: int = 1):
+    if stat == "aggregates":
+        return stats.interval_estimates(scores, NAMES, reps=reps, seed=seed)
+    if stat == "poi":
+        return stats.improvement_pairs(scores, pairs, reps=reps, seed=seed)
+    return {a: stats.performance_profile(x, taus, reps=reps, seed=seed + i) for i, (a, x) in enumerate(scores.items())}
+
+
+def theirs(stat: str, scores: dict, reps: int, taus: np.ndarray, pairs: list):
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        if stat == "aggregates":
+            return rly.get_interval_estimates(scores, four, reps=reps, random_state=np.random.RandomState(1))
+        if stat == "poi":
+            pair_dict = {f"{x},{y}": (scores[x], scores[y]) for x, y in pairs}
+            return rly.get_interval_estimates(pair_dict, rlm.probability_of_improvement, reps=reps,
+                                              random_state=np.random.RandomState(1))
+        np.random.seed(1)  # create_performance_profile draws from numpy's global generator
+        return rly.create_performance_profile(scores, taus, reps=reps)
+
+
+def floor(stat: str, scores: dict, reps: int) -> float:
+    """CPU seconds to draw the indices evalkit draws (same chunks, same integer type), nothing else."""
+    c = time.process_time()
+    for a, x in scores.items():
+        runs, tasks = x.shape
+        rng = algorithm_rng(1, a)
+        step = max(1, min(10_000, resample.DRAW_BUDGET // x.size)) if stat == "aggregates" else \
+            max(1, resample.CHUNK_COUNTS // x.size)
+        done = 0
+        while done < reps:
+            n = min(step, reps - done)
+            resample.draw(rng, runs, tasks, n)
+            done += n
+    return time.process_time() - c
+
+
+def agreement(stat: str, scores: dict, reps: int, taus: np.ndarray, pairs: list) -> tuple[float, float, str]:
+    """(max CI endpoint difference / rliable's width, max point difference, a note) at ``reps`` resamples.
+
+    A profile is a fraction of runs x tasks scores, so its band endpoints move in steps of
+    1 / (runs x tasks); the note gives the largest difference in such steps (where a band is a few
+    steps wide, one step is a large fraction of it whichever bootstrap draws it).
+    """
+    mine = ours(stat, scores, reps, taus, pairs[:1] if stat == "poi" else pairs)
+    pts, cis = theirs(stat, scores, reps, taus, pairs[:1] if stat == "poi" else pairs)
+    worst, point, note = 0.0, 0.0, ""
+    if stat == "aggregates":
+        for a in scores:
+            for i, name in enumerate(NAMES):
+                e, (lo, hi) = mine[a][name], cis[a][:, i]
+                worst = max(worst, abs(e.low - lo) / (hi - lo), abs(e.high - hi) / (hi - lo))
+                point = max(point, abs(e.point - four(scores[a])[i]))
+    elif stat == "poi":
+        for x, y in pairs:  # points for every pair (cheap), intervals for the first
+            point = max(point, abs(stats.probability_of_improvement(scores[x], scores[y], reps=10).point
+                                   - rlm.probability_of_improvement(scores[x], scores[y])))
+        (x, y), e = next(iter(mine.items()))
+        lo, hi = cis[f"{x},{y}"][:, 0] if cis[f"{x},{y}"].ndim == 2 else cis[f"{x},{y}"]
+        worst = max(abs(e.low - lo), abs(e.high - hi)) / (hi - lo)
+    else:
+        for a in scores:
+            df, band = mine[a], cis[a]
+            width = band[1] - band[0]
+            ok = width > 0
+            worst = max(worst, float(np.max(np.abs(df["low"].to_numpy() - band[0])[ok] / width[ok])),
+                        float(np.max(np.abs(df["high"].to_numpy() - band[1])[ok] / width[ok])))
+            point = max(point, float(np.max(np.abs(df["point"].to_numpy() - pts[a]))))
+            steps = max(steps if note else 0.0, float(np.max(np.abs(np.r_[df["low"] - band[0], df["high"] - band[1]])))
+                        * scores[a].size)
+            note = f"largest difference {steps:.2f} steps of 1/(runs x tasks)"
+    return worst, point, note
+
+
+def sensitivity_row() -> str:
+    from evalkit.sensitivity import hyperparameter_sensitivity
+    from evalkit.stats.tolerance import tolerance_factor
+    rng = np.random.default_rng(0)
+    rows = [dict(algorithm=f"alg{a}", env=f"env{e}", seed_index=s, **{"hp.lr": 10.0 ** -lr, "hp.batch": 2 ** bs},
+                 score=rng.normal(0.1 * lr + 0.05 * bs + a * 0.2 + e, 1.0))
+            for a in range(2) for lr in range(10) for bs in range(5) for e in range(10) for s in range(10)]
+    table = pd.DataFrame(rows)
+    _, cpu, wall = timed(lambda: hyperparameter_sensitivity(table, reps=10_000, seed=1))
+    cases = [(n, p, g) for n in range(3, 23) for p in (0.9, 0.95) for g in (0.9, 0.95)]
+    _, tcpu, _ = timed(lambda: [tolerance_factor.__wrapped__(n, p, g, 2) for n, p, g in cases])
+    _, ocpu, _ = timed(lambda: [tolerance_factor.__wrapped__(n, p, g, 1) for n, p, g in cases])
+    return (f"hyperparameter_sensitivity, {len(table):,} runs (2 alg x 50 settings x 10 envs x 10 seeds), 10,000 "
+            f"resamples: {cpu:.2f} s CPU ({wall:.2f} s wall), target <= 10 s\n"
+            f"tolerance_factor uncached: two-sided {tcpu / len(cases) * 1e3:.2f} ms, one-sided "
+            f"{ocpu / len(cases) * 1e3:.3f} ms per call (mean of {len(cases)} distinct cells), target <= 1 ms")
 
 
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    p.add_argument("--reps", type=int, default=50_000)
+    p.add_argument("--reps", default="2000,50000", help="comma-separated resample counts")
+    p.add_argument("--shapes", default=",".join(SHAPES), help="comma-separated AxTxR shapes")
+    p.add_argument("--stats", default="aggregates,poi,profile")
+    p.add_argument("--peer-reps", type=int, default=0, help="time rliable on at most this many resamples and "
+                   "scale (0: as many as the table)")
+    p.add_argument("--poi-peer-reps", type=int, default=50, help="the same for rliable's PoI (seconds per resample)")
+    p.add_argument("--check-reps", type=int, default=5000, help="resamples of the agreement check (0: skip)")
+    p.add_argument("--taus", type=int, default=51)
+    p.add_argument("--sensitivity", action="store_true")
     args = p.parse_args()
-    rng = np.random.default_rng(0)
-    scores = {f"algo{i}": rng.gamma(2.0 + i, 0.3, size=(10, 26)) for i in range(5)}
-
-    fn = lambda x: np.array([rlm.aggregate_iqm(x), rlm.aggregate_mean(x), rlm.aggregate_median(x),
-                             rlm.aggregate_optimality_gap(x)])
-    t0, c0 = time.perf_counter(), time.process_time()
-    _, theirs = rly.get_interval_estimates(scores, fn, reps=args.reps, random_state=np.random.RandomState(1))
-    t_rliable, c_rliable = time.perf_counter() - t0, time.process_time() - c0
-
-    t0, c0 = time.perf_counter(), time.process_time()
-    ours = stats.interval_estimates(scores, NAMES, reps=args.reps, seed=1)
-    t_ours, c_ours = time.perf_counter() - t0, time.process_time() - c0
-    # memory in a second, identical run: tracemalloc's bookkeeping would inflate the timing
-    tracemalloc.start()
-    stats.interval_estimates(scores, NAMES, reps=args.reps, seed=1)
-    _, peak = tracemalloc.get_traced_memory()
-    tracemalloc.stop()
-
-    worst = 0.0
-    for alg in scores:
-        for i, name in enumerate(NAMES):
-            width = theirs[alg][1, i] - theirs[alg][0, i]
-            e = ours[alg][name]
-            worst = max(worst, abs(e.low - theirs[alg][0, i]) / width, abs(e.high - theirs[alg][1, i]) / width)
-    # CPU seconds too: on a shared machine wall time also measures the neighbours
-    print("| reps | rliable 1.2.0 wall (CPU) | evalkit wall (CPU) | speed-up wall (CPU) | max endpoint diff / width "
-          "| evalkit peak memory |")
-    print("|---:|---:|---:|---:|---:|---:|")
-    print(f"| {args.reps:,} | {t_rliable:.2f} s ({c_rliable:.2f} s) | {t_ours:.2f} s ({c_ours:.2f} s) | "
-          f"{t_rliable / t_ours:.1f}x ({c_rliable / c_ours:.1f}x) | {worst:.3f} | {peak / 2**20:.0f} MiB |")
+    reps_list = [int(r) for r in args.reps.split(",")]
+    stat_list = args.stats.split(",")
+    print("| shape (alg x tasks x runs) | statistic | resamples | rliable 1.2.0 CPU s (wall) | evalkit CPU s (wall) "
+          "| speed-up CPU (wall) | index floor CPU s | evalkit / floor | evalkit peak memory |")
+    print("|---|---|---:|---:|---:|---:|---:|---:|---:|")
+    checks, peer_times = [], {}
+    for shape in args.shapes.split(","):
+        scores = data(shape)
+        taus = taus_for(scores, args.taus)
+        pairs = list(itertools.combinations(sorted(scores), 2))
+        for stat in stat_list:
+            theirs(stat, scores, 2, taus, pairs[:1])  # warm both up: imports, first-call set-ups
+            ours(stat, scores, 20, taus, pairs)
+            for reps in reps_list:
+                cap = args.poi_peer_reps if stat == "poi" else args.peer_reps
+                peer = min(reps, cap) if cap else reps
+                if (shape, stat, peer) not in peer_times:  # a scaled row reuses a measurement at its size
+                    peer_times[shape, stat, peer] = timed(lambda: theirs(stat, scores, peer, taus, pairs))[1:]
+                rc, rw = (t * reps / peer for t in peer_times[shape, stat, peer])
+                _, oc, ow = timed(lambda: ours(stat, scores, reps, taus, pairs))
+                fl = floor(stat, scores, reps)
+                mem = peak_mib(lambda: ours(stat, scores, reps, taus, pairs))
+                note = "" if peer == reps else f" (timed on {peer:,}, scaled)"
+                label = f"{stat} ({len(pairs)} pairs)" if stat == "poi" else \
+                    f"profile ({args.taus} taus)" if stat == "profile" else "4 aggregates"
+                print(f"| {shape} | {label} | {reps:,} | {rc:.2f} ({rw:.2f}){note} | {oc:.3f} ({ow:.3f}) | "
+                      f"{rc / oc:.0f}x ({rw / ow:.0f}x) | {fl:.3f} | {oc / fl:.1f}x | {mem:.0f} MiB |", flush=True)
+            if args.check_reps:
+                checks.append((shape, stat) + agreement(stat, scores, args.check_reps, taus, pairs))
+    if checks:
+        print(f"\nAgreement with rliable at {args.check_reps:,} resamples (PoI interval: first pair; points: all):\n")
+        print("| shape | statistic | max CI endpoint difference / rliable width | max point difference | note |")
+        print("|---|---|---:|---:|---|")
+        for shape, stat, worst, point, note in checks:
+            print(f"| {shape} | {stat} | {worst:.3f} | {point:.1e} | {note} |")
+    if args.sensitivity:
+        print()
+        print(sensitivity_row())
 
 
 if __name__ == "__main__":

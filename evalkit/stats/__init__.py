@@ -11,7 +11,7 @@ from evalkit.stats.coverage import coverage_warning
 from evalkit.stats.hypothesis import (benjamini_hochberg, bootstrap_test, holm, mann_whitney_test,
                                       paired_bootstrap_test, paired_t_test, permutation_test, ranked_t_test,
                                       welch_t_test, wilcoxon_test)
-from evalkit.stats.improvement import probability_of_improvement
+from evalkit.stats.improvement import improvement_pairs, probability_of_improvement
 from evalkit.stats.inputs import score_dict
 from evalkit.stats.intervals import bootstrap_interval, t_interval
 from evalkit.stats.normalization import cdf_normalize, min_max_normalize
@@ -22,7 +22,7 @@ from evalkit.stats.tolerance import (nonparametric_min_runs, tolerance_factor, t
 
 __all__ = [
     "Estimate", "TestResult", "ToleranceInterval", "benjamini_hochberg", "bootstrap_interval", "bootstrap_test",
-    "cdf_normalize", "coverage_warning", "holm", "interval_estimates", "iqm", "mann_whitney_test", "mean",
+    "cdf_normalize", "coverage_warning", "holm", "improvement_pairs", "interval_estimates", "iqm", "mann_whitney_test", "mean",
     "median", "min_max_normalize", "minimum_detectable_effect", "nonparametric_min_runs", "optimality_gap",
     "paired_bootstrap_test", "paired_t_test", "performance_profile", "permutation_test",
     "probability_of_improvement", "ranked_t_test", "runs_needed", "score_dict", "t_interval", "t_test_power",

@@ -1,26 +1,38 @@
 """Stratified bootstrap confidence intervals (Agarwal et al. 2021; Efron & Tibshirani 1993).
 
-Runs are resampled with replacement independently within each task. For the named aggregates all
-resamples of a chunk are drawn at once as small integers (one ``(chunk, tasks, runs)`` array) and
-evaluated together by :func:`evalkit.stats.aggregates.resample_aggregates` (per-task means by one
-matrix product, IQM by sorting 16-bit global ranks), so memory is bounded by ``chunk`` resamples
-and there is no per-resample Python loop. Any other aggregate (a callable on a (runs, tasks)
-matrix) is evaluated on materialised resamples, chunk by chunk. BCa's jackknife uses the exact
-count form of the aggregates (:data:`evalkit.stats.aggregates.COUNT_AGGREGATES`).
+Runs are resampled with replacement independently within each task. For the named aggregates a
+chunk of resamples is drawn at once as small integers (one ``(chunk, tasks, runs)`` array), turned
+into draw counts and evaluated exactly by :class:`evalkit.stats.resample.Aggregates` in slices
+that stay in cache, so memory is bounded by the chunk and there is no per-resample Python loop.
+Any other aggregate (a callable on a (runs, tasks) matrix) is evaluated on materialised resamples,
+chunk by chunk. BCa's jackknife for the named aggregates is in closed form
+(:func:`evalkit.stats.aggregates.jackknife`).
 """
 
 from __future__ import annotations
 
+import hashlib
 from typing import Callable, Mapping
 
 import numpy as np
 from scipy import stats as sps
 
 from evalkit.stats import aggregates as agg
+from evalkit.stats import resample
 from evalkit.stats.inputs import as_score_dict, check_confidence, check_reps
 from evalkit.stats.results import Estimate
 
 METHODS = ("percentile", "bca")
+
+
+def algorithm_rng(seed: int, name: str) -> np.random.Generator:
+    """The random stream of algorithm ``name``: ``SeedSequence(entropy=seed, spawn_key=key(name))``
+    where key is the first 16 bytes of SHA-256 of the UTF-8 name as four 32-bit words. It depends
+    on the name only -- adding, removing or renaming another algorithm leaves it unchanged.
+    """
+    digest = hashlib.sha256(str(name).encode("utf-8")).digest()[:16]
+    key = tuple(int.from_bytes(digest[i:i + 4], "little") for i in range(0, 16, 4))
+    return np.random.default_rng(np.random.SeedSequence(entropy=int(seed), spawn_key=key))
 
 
 def resample_counts(rng: np.random.Generator, runs: int, tasks: int, reps: int) -> np.ndarray:
@@ -58,14 +70,15 @@ def bootstrap_distribution(scores: np.ndarray, aggregate: str | Callable | tuple
     out = []
     if isinstance(aggregate, (str, tuple)):
         names = (aggregate,) if isinstance(aggregate, str) else aggregate
-        # resamples as (n, tasks, runs) values: one small-integer draw and one gather per chunk
-        # 16-bit positions halve the memory traffic of the gathers when the matrix is small
-        pos = np.uint16 if runs * tasks <= 2**16 else np.intp
-        offsets = (np.arange(tasks) * runs).astype(pos)[None, :, None]
-        for n in _chunks(reps, chunk):
-            idx = rng.integers(0, runs, size=(n, tasks, runs), dtype=np.uint8 if runs <= 255 else pos).astype(pos)
-            idx += offsets
-            out.append(agg.resample_aggregates(scores, idx, names))
+        evaluate = resample.Aggregates(scores, names)
+        # draw ``chunk`` resamples at a time (bounded to DRAW_BUDGET indices), evaluate them in
+        # slices of CHUNK_COUNTS counts, small enough for every pass over them to stay in cache
+        step = max(1, min(chunk, resample.DRAW_BUDGET // (runs * tasks)))
+        sub = max(1, resample.CHUNK_COUNTS // (runs * tasks))
+        for n in _chunks(reps, step):
+            idx = resample.draw(rng, runs, tasks, n)
+            for i in range(0, n, sub):
+                out.append(evaluate(resample.counts(idx[i:i + sub], runs)))
         stacked = np.concatenate(out, axis=1)
         return stacked[0] if isinstance(aggregate, str) else stacked
     else:
@@ -80,13 +93,13 @@ def bootstrap_distribution(scores: np.ndarray, aggregate: str | Callable | tuple
 def _jackknife(scores: np.ndarray, aggregate: str | Callable) -> np.ndarray:
     """Leave-one-out replicates for the BCa acceleration (Efron 1987, eq. 6.6).
 
-    Named aggregates leave out one run of one task (the stratified jackknife), evaluated exactly on
-    counts. A callable needs a rectangular matrix, so it leaves out one run index across all tasks.
+    Named aggregates leave out one run of one task (the stratified jackknife), in closed form
+    (:func:`evalkit.stats.aggregates.jackknife`: O(N log N) time and O(N) memory for N scores).
+    A callable needs a rectangular matrix, so it leaves out one run index across all tasks.
     """
     runs, tasks = scores.shape
     if isinstance(aggregate, str):
-        counts = np.ones((runs * tasks, runs * tasks)) - np.eye(runs * tasks)
-        return agg.COUNT_AGGREGATES[aggregate](counts, scores)
+        return agg.jackknife(scores, aggregate)
     return np.array([aggregate(np.delete(scores, r, axis=0)) for r in range(runs)], float)
 
 
@@ -118,9 +131,10 @@ def interval_estimates(scores_dict: Mapping[str, np.ndarray], aggregate: str | C
     ``scores_dict``: ``{algorithm: (runs, tasks)}`` (or a per-run table); ``aggregate``: "iqm",
     "mean", "median", "optimality_gap" (gamma = 1), a callable on a (runs, tasks) matrix, or a
     list of names (then the result is ``{algorithm: {name: Estimate}}`` and the aggregates share
-    their resamples); ``method``: "percentile" (rliable's default) or "bca". Each algorithm gets
-    its own stream of the generator seeded by ``seed``, so adding an algorithm does not change the
-    others' intervals. Returns ``{algorithm: Estimate}`` for a single aggregate.
+    their resamples); ``method``: "percentile" (rliable's default) or "bca". Each algorithm's
+    resamples come from its own stream, derived from ``seed`` and the algorithm's *name*
+    (:func:`algorithm_rng`), so adding, removing or renaming other algorithms leaves its interval
+    unchanged. Returns ``{algorithm: Estimate}`` for a single aggregate.
     """
     scores = as_score_dict(scores_dict, nan_policy=nan_policy)
     reps, confidence = check_reps(reps), check_confidence(confidence)
@@ -133,10 +147,9 @@ def interval_estimates(scores_dict: Mapping[str, np.ndarray], aggregate: str | C
             raise ValueError(f"aggregate: expected one of {list(agg.AGGREGATES)} or a callable, found {a!r}")
         if several and not isinstance(a, str):
             raise ValueError("aggregate: a list must hold aggregate names")
-    streams = np.random.SeedSequence(seed).spawn(len(scores))
     out = {}
-    for (alg, x), ss in zip(sorted(scores.items()), streams):
-        rng = np.random.default_rng(ss)
+    for alg, x in sorted(scores.items()):
+        rng = algorithm_rng(seed, alg)
         boots = (bootstrap_distribution(x, tuple(names), reps, rng, chunk) if several
                  else [bootstrap_distribution(x, names[0], reps, rng, chunk)])
         row = {}

@@ -1,11 +1,17 @@
-"""Performance profiles (Agarwal et al. 2021; Dolan & More 2002): fraction of runs above tau."""
+"""Performance profiles (Agarwal et al. 2021; Dolan & More 2002): fraction of runs above tau.
+
+Bootstrap bands from resample counts (:mod:`evalkit.stats.resample`): each score falls in one bin
+between consecutive thresholds, so a resample's fraction above every tau is its counts summed per
+bin (one ``np.add.reduceat`` over the scores ordered by bin) and accumulated from the top bin
+down -- exact, with no resample materialised and no comparison per threshold and run.
+"""
 
 from __future__ import annotations
 
 import numpy as np
 import pandas as pd
 
-from evalkit.stats.bootstrap import interval
+from evalkit.stats import resample
 from evalkit.stats.inputs import as_matrix, check_confidence, check_reps
 
 
@@ -13,6 +19,30 @@ def profile(scores: np.ndarray, taus: np.ndarray) -> np.ndarray:
     """(len(taus),) fraction of runs with score > tau, each task weighted equally (rliable's run-score
     distribution: mean over tasks of the per-task fraction)."""
     return (scores[..., None] > taus).mean(axis=-3).mean(axis=-2)
+
+
+class Profile:
+    """Fractions above each of ``taus`` for resample counts (runs * tasks, n) of ``scores``."""
+
+    def __init__(self, scores: np.ndarray, taus: np.ndarray):
+        v = np.asarray(scores, float).ravel()  # counts row order: run * tasks + task
+        self.size, self.k = v.size, len(taus)
+        order_t = np.argsort(taus, kind="stable")
+        # bin of a score = how many thresholds lie below it: it is above exactly those
+        bins = np.searchsorted(np.asarray(taus, float)[order_t], v, side="left")
+        self.rows = np.argsort(bins, kind="stable")
+        self.present, self.starts = np.unique(bins[self.rows], return_index=True)
+        self.order_t = order_t
+
+    def __call__(self, c: np.ndarray) -> np.ndarray:
+        """(n, len(taus)) fractions above each threshold (in the order the thresholds were given)."""
+        n = c.shape[1]
+        per_bin = np.zeros((self.k + 1, n))
+        per_bin[self.present] = np.add.reduceat(c[self.rows], self.starts, axis=0)
+        above = np.cumsum(per_bin[:0:-1], axis=0)[::-1]  # row j: draws in bins > j, above sorted tau j
+        out = np.empty((n, self.k))
+        out[:, self.order_t] = above.T / self.size
+        return out
 
 
 def performance_profile(scores: object, taus: object, reps: int = 2000, confidence: float = 0.95, seed: int = 0,
@@ -28,12 +58,11 @@ def performance_profile(scores: object, taus: object, reps: int = 2000, confiden
     reps, confidence = check_reps(reps), check_confidence(confidence)
     rng = np.random.default_rng(seed)
     point = profile(a, t)
-    cols = np.arange(a.shape[1])[None, None, :]
-    chunk = max(1, 4_000_000 // (a.size * t.size))
-    boot = []
-    for start in range(0, reps, chunk):
-        n = min(chunk, reps - start)
-        boot.append(profile(a[rng.integers(0, a.shape[0], size=(n,) + a.shape), cols], t))
-    boot = np.concatenate(boot)
-    bands = np.array([interval(p, boot[:, i], confidence, "percentile") for i, p in enumerate(point)])
-    return pd.DataFrame({"tau": t, "point": point, "low": bands[:, 0], "high": bands[:, 1]})
+    evaluate = Profile(a, t)
+    runs, tasks = a.shape
+    step = max(1, resample.CHUNK_COUNTS // a.size)
+    boot = np.concatenate([evaluate(resample.counts(resample.draw(rng, runs, tasks, min(step, reps - start)), runs))
+                           for start in range(0, reps, step)])
+    alpha = (1 - confidence) / 2
+    low, high = np.percentile(boot, [100 * alpha, 100 * (1 - alpha)], axis=0)
+    return pd.DataFrame({"tau": t, "point": point, "low": low, "high": high})
