@@ -62,26 +62,27 @@ def load(study: Study, study_dir: Path) -> StudyData:
     if len(runs):
         names |= set(map(str, runs["label"]))
     data = StudyData(study, table, runs, eval_runs, sweep, plots.palette(names))
-    ok = runs[np.isfinite(runs["score"])] if len(runs) else runs
-    if len(ok):
-        data.normed, data.normalization = compare.normalize_runs(ok, study)
+    if len(runs):  # every run stays a row; excluded ones (score NaN) are counted, never dropped
+        data.normed, data.normalization = compare.normalize_runs(runs, study)
     return data
 
 
 def score_matrices(data: StudyData) -> dict[str, np.ndarray] | None:
-    """``{label: (runs, envs)}`` normalized scores, or None (with a note) when labels do not share envs."""
-    from evalkit import stats
+    """``{label: (runs, envs)}`` normalized scores of the used runs, or None; every label left out
+    (no used run in an env, unequal used runs per env) and every excluded run is named in the notes
+    (:func:`evalkit.accounting.score_matrices`)."""
+    from evalkit import accounting
     if data.normed.empty:
         return None
-    try:
-        scores = stats.score_dict(data.normed, score="norm", by="label")
-    except ValueError as exc:
-        data.notes.append(f"cross-env aggregates skipped: {exc}")
+    scores, _, notes = accounting.score_matrices(data.normed, score="norm", by="label")
+    for n in notes:
+        note = f"cross-env aggregates, {n}"
+        if note not in data.notes:
+            data.notes.append(note)
+    if not scores or min(v.shape[0] for v in scores.values()) < 2:
+        data.notes.append("cross-env aggregates skipped: fewer than 2 used runs per env")
         return None
-    if len({v.shape[1] for v in scores.values()}) != 1 or min(v.shape[0] for v in scores.values()) < 2:
-        data.notes.append("cross-env aggregates skipped: labels do not share their envs or have < 2 runs")
-        return None
-    return {k: v for k, v in scores.items() if np.isfinite(v).all()} or None
+    return scores
 
 
 def _curve_table(data: StudyData) -> pd.DataFrame:

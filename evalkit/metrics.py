@@ -38,12 +38,25 @@ def _score_one(returns: np.ndarray, lengths: np.ndarray, steps: np.ndarray, budg
     return float(returns[np.argmax(steps)]), True
 
 
-def run_scores(table: pd.DataFrame, metric: str = "auc", mode: str = "train") -> pd.DataFrame:
-    """One row per run: identity columns, ``hp.*``, ``score``, ``diverged``, ``n_episodes``, ``fallback``.
+def run_scores(table: pd.DataFrame, metric: str = "auc", mode: str = "train", catalog: pd.DataFrame | None = None,
+               rung: int | None = None) -> pd.DataFrame:
+    """One row per run: identity columns, ``hp.*``, ``score``, ``used``, ``reason``, ``diverged``,
+    ``n_episodes``, ``fallback``, ``label`` (the accounting rule: :mod:`evalkit.accounting`).
 
     ``metric`` is ``auc``, ``auc_steps``, ``final`` or ``final:<fraction>``; ``mode`` picks training
     or evaluation episodes. A run is ``diverged`` when any of its returns or logged extras (loss...)
-    is NaN or infinite; its score is then NaN. Runs without an episode of that mode score NaN.
+    is NaN or infinite (or its file says so); its score is then NaN. A run without an episode of
+    that mode scores NaN with reason ``no-episode``.
+
+    ``catalog``: the run catalog (one row per planned run: ``StudyResults.catalog``). With it the
+    table has ONE ROW PER PLANNED RUN, never dropped by a join: failed, missing and episode-less
+    runs stay rows with ``used`` false and their reason. For successive halving (catalog column
+    ``rung`` >= 0) a (setting, env, seed) is one planned unit: the analysis compares settings at
+    one budget, ``rung`` (default: the full budget); the unit's run at that rung is used, a setting
+    stopped at an earlier rung keeps its last run as the row, excluded as ``stopped-at-rung``, and
+    runs of earlier rungs of settings that went on are not rows (the same unit at a smaller budget).
+    Without a catalog (a library user with only an episode table), runs are identified from episode
+    rows, so a run that never finished an episode cannot be seen: pass the catalog.
     """
     name, _, frac = metric.partition(":")
     if name not in ("auc", "auc_steps", "final") or (frac and name != "final"):
@@ -51,6 +64,26 @@ def run_scores(table: pd.DataFrame, metric: str = "auc", mode: str = "train") ->
     fraction = float(frac) if frac else 0.1
     if mode not in ("train", "eval"):
         raise EvalkitError(f"mode: expected 'train' or 'eval', found {mode!r}")
+    scored = _episode_scores(table, name, fraction, mode)
+    if catalog is None:
+        out = scored
+        out["used"] = ~out["diverged"] & np.isfinite(out["score"].to_numpy(float))
+        out["reason"] = np.where(out["used"], "", np.where(out["diverged"], "diverged", "no-episode"))
+    else:
+        out = _from_catalog(catalog, scored, rung)
+    hp_cols = sorted(c for c in out.columns if c.startswith("hp."))
+    extra = [c for c in ("budget", "rung") if c in out.columns]
+    cols = [c for c in RUN_KEYS if c in out.columns] + extra + hp_cols + SCORE_COLUMNS
+    out = out[cols].reset_index(drop=True)
+    out["label"] = labels(out)
+    return out
+
+
+SCORE_COLUMNS = ["score", "used", "reason", "diverged", "n_episodes", "fallback"]
+
+
+def _episode_scores(table: pd.DataFrame, name: str, fraction: float, mode: str) -> pd.DataFrame:
+    """One row per run that has episode rows (any mode): identity, hp.*, budget, score, diverged..."""
     hp_cols = [c for c in table.columns if c.startswith("hp.")]
     extra_cols = [c for c in table.columns if c not in RUN_KEYS + hp_cols + ["budget", "mode", "step", "episode",
                                                                              "return", "length", "label"]]
@@ -65,12 +98,65 @@ def run_scores(table: pd.DataFrame, metric: str = "auc", mode: str = "train") ->
         if diverged:
             score = math.nan
         row = {k: first[k] for k in RUN_KEYS if k in g.columns}
+        if "budget" in g.columns:
+            row["budget"] = first["budget"]
         row.update({c: first[c] for c in hp_cols})
         row.update(score=score, diverged=diverged, n_episodes=len(sel), fallback=fallback)
         rows.append(row)
-    out = pd.DataFrame(rows, columns=RUN_KEYS + hp_cols + ["score", "diverged", "n_episodes", "fallback"])
-    out["label"] = labels(out)
+    base = RUN_KEYS + (["budget"] if "budget" in table.columns else []) + hp_cols
+    return pd.DataFrame(rows, columns=base + ["score", "diverged", "n_episodes", "fallback"])
+
+
+def _from_catalog(catalog: pd.DataFrame, scored: pd.DataFrame, rung: int | None) -> pd.DataFrame:
+    """Left join of the episode scores onto the catalog, reasons by precedence (accounting.REASONS)."""
+    cat = catalog.reset_index(drop=True)
+    keep = [c for c in ("run_id", "score", "diverged", "n_episodes", "fallback") if c in scored.columns]
+    out = cat.drop(columns=[c for c in ("score", "n_episodes", "fallback", "diverged") if c in cat.columns]
+                   ).merge(scored[keep], on="run_id", how="left", validate="one_to_one")
+    status = out["status"].astype(str) if "status" in out.columns else pd.Series("done", index=out.index)
+    flag = out["diverged_flag"].fillna(False).astype(bool) if "diverged_flag" in out.columns else False
+    out["diverged"] = (out["diverged"].astype("boolean").fillna(False).astype(bool) | flag) & (status == "done")
+    out["n_episodes"] = out["n_episodes"].fillna(0).astype(int)
+    out["fallback"] = out["fallback"].astype("boolean").fillna(False).astype(bool)
+    out["score"] = out["score"].astype(float)
+    stopped = pd.Series(False, index=out.index)
+    if "rung" in out.columns and (out["rung"].fillna(-1).astype(int) >= 0).any():
+        out, stopped = _at_rung(out, rung)
+        status = out["status"].astype(str)
+    reason = np.select([status.eq("failed").to_numpy(), (status != "done").to_numpy() & ~status.eq("failed").to_numpy(),
+                        stopped.to_numpy(), out["diverged"].to_numpy(),
+                        ~np.isfinite(out["score"].to_numpy(float)) | (out["n_episodes"].to_numpy() == 0)],
+                       ["failed", "missing", "stopped-at-rung", "diverged", "no-episode"], default="")
+    out["reason"] = reason
+    out["used"] = reason == ""
+    out.loc[~out["used"], "score"] = math.nan
     return out
+
+
+def _at_rung(out: pd.DataFrame, rung: int | None) -> tuple[pd.DataFrame, pd.Series]:
+    """Successive halving: one row per (algorithm, env, phase, setting, seed_index) unit, at ``rung``.
+
+    ``rung`` None: the full budget (a halving run whose budget is the env's full budget). A unit
+    without a run at that rung keeps its last run (highest rung), flagged stopped."""
+    r = out["rung"].fillna(-1).astype(int)
+    halving = out[r >= 0].copy()
+    rest = out[r < 0]
+    if rung is None:
+        target = halving["budget"].astype(float) >= halving["full_budget"].astype(float)
+    else:
+        target = halving["rung"].astype(int) == int(rung)
+    halving["_target"] = target.to_numpy()
+    unit = ["algorithm", "env", "phase", "setting", "seed_index"]
+    halving = halving.sort_values(unit + ["_target", "rung"], kind="stable")
+    # per unit: its target-rung row if any (sorted last), else its highest rung row
+    if rung is not None:
+        halving = halving[halving["_target"] | (halving["rung"].astype(int) < int(rung))]
+    last = halving.groupby(unit, sort=False, dropna=False).tail(1)
+    stopped = ~last["_target"]
+    out = pd.concat([rest, last.drop(columns="_target")], ignore_index=False)
+    flags = pd.concat([pd.Series(False, index=rest.index), stopped])
+    out, flags = out.reset_index(drop=True), flags.reset_index(drop=True)
+    return out, flags
 
 
 def _diverged(run: pd.DataFrame, extra_cols: list[str]) -> bool:

@@ -182,8 +182,9 @@ def normalized_curve_table(table: pd.DataFrame, references: Mapping[str, tuple[f
 
     ``references[env] = (low, high)``: score 0 and 1 of each env. The grid is the fraction of each
     env's budget (envs may have different budgets); at each point the (runs, envs) matrix of
-    normalized values gets a stratified-bootstrap interval of the IQM (Agarwal et al. 2021); runs
-    without an episode in a window are left out of that point (``n`` is the fewest runs in an env).
+    normalized values gets a stratified-bootstrap interval of the IQM (Agarwal et al. 2021); a seed
+    without a value in some env at that point is left out of it, and ``n`` is the number of seeds
+    the interval actually used (never more).
     """
     curves = metrics.learning_curves(table, points=points, mode=mode)
     missing = sorted(set(curves["env"]) - set(references))
@@ -197,12 +198,13 @@ def normalized_curve_table(table: pd.DataFrame, references: Mapping[str, tuple[f
     rows = []
     for i, ((label, frac), g) in enumerate(curves.groupby(["label", "fraction"], sort=True)):
         wide = g.pivot_table(index="seed_index", columns="env", values="norm", aggfunc="first", dropna=False)
-        n_env = wide.notna().sum(axis=0)
-        full = len(n_env) == curves["env"].nunique()
-        row = {"label": label, "fraction": float(frac), "n": int(n_env.min()) if full else 0,
+        full = wide.shape[1] == curves["env"].nunique()
+        m = wide.to_numpy(float)
+        complete = np.isfinite(m).all(axis=1)  # the (runs, envs) rows the bootstrap uses
+        row = {"label": label, "fraction": float(frac), "n": int(complete.sum()) if full else 0,
                "envs": int(wide.shape[1]), "point": np.nan, "low": np.nan, "high": np.nan}
         if row["n"] >= 2:
-            m = wide.to_numpy(float)
+            m = m[complete]
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore")
                 est = stats.interval_estimates({"a": m}, "iqm", reps=reps, confidence=confidence, seed=seed + i,

@@ -1,6 +1,7 @@
 """Stage two of a tuned study: pick the setting each algorithm is reported with.
 
-``select = "per_env"``: per (algorithm, env), the setting with the highest mean tuning-run score.
+``select = "per_env"``: per (algorithm, env), the setting with the highest mean tuning-run score
+among the settings with no diverged run in that env (the divergence policy of :mod:`evalkit.accounting`).
 ``select = "cross_env"``: one setting per algorithm for all envs, by the CHS score of
 Patterson et al. (2024), computed on the tuning runs (see :mod:`evalkit.chs`).
 Selection uses tuning seeds only; the evaluation runs that follow use fresh seeds.
@@ -15,7 +16,7 @@ from typing import Any
 
 import pandas as pd
 
-from evalkit import metrics, spec
+from evalkit import accounting, metrics, spec
 from evalkit.errors import EvalkitError
 from evalkit.spec import Study
 
@@ -73,14 +74,17 @@ def select(study: Study, study_dir: Path) -> Selection:
     runs = tuning_scores(study, study_dir)
     values, scores = {}, {}
     if study.tuning.select == "per_env":
-        means = runs.groupby(["algorithm", "env", "setting"])["score"].mean().reset_index()
-        means = means[means["score"].notna()]
+        # the divergence policy (evalkit.accounting): a setting with a diverged run in an env is never
+        # chosen there, and is never judged on its surviving runs
+        means = accounting.setting_means(runs)
         for alg in study.algorithms:
             for env in study.envs_of(alg):
                 cell = means[(means["algorithm"] == alg.name) & (means["env"] == env.name)]
-                if cell.empty:
-                    raise EvalkitError(f"{alg.name} on {env.name}: every tuning setting diverged or is missing")
-                best = cell.loc[cell["score"].idxmax()]
+                ok = cell[cell["score"].notna()]
+                if ok.empty:
+                    raise EvalkitError(f"{alg.name} on {env.name}: every tuning setting diverged or has no usable "
+                                       f"run ({len(cell)} settings; {accounting.of(runs[(runs['algorithm'] == alg.name) & (runs['env'] == env.name)]).note()})")
+                best = ok.loc[ok["score"].idxmax()]
                 values[(alg.name, env.name)] = _setting_values(runs, study, alg.name, best["setting"])
                 scores[(alg.name, env.name)] = float(best["score"])
         return Selection("per_env: highest mean tuning score", values, scores)
