@@ -328,6 +328,8 @@ def _rule_budget_curve(curves: pd.DataFrame, algorithms: list[str]) -> list[Find
     from evalkit.expected_max import budget_rankings
     if curves.empty or curves["algorithm"].nunique() < 2:
         return [Finding(a, "budget_curve", "pass", "one algorithm with tuning data: nothing to compare") for a in algorithms]
+    if "env" not in curves.columns:  # curves of one task
+        curves = curves.assign(env="")
     flips, evidence = [], []
     for env, g in curves.groupby("env", sort=True):
         if g["algorithm"].nunique() < 2:

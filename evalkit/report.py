@@ -21,16 +21,18 @@ def run_table(study: Study, study_dir: Path, phase: str = "eval", mode: str = "t
 
 
 def score_table(runs: pd.DataFrame, reps: int = 10_000, confidence: float = 0.95, seed: int = 0) -> pd.DataFrame:
-    """Per (label, env): n, diverged, mean and IQM with percentile bootstrap CIs over runs.
-
-    Diverged runs are counted and left out of the estimates (their scores are NaN).
+    """Per (label, env): n used, planned, excluded runs with reasons, mean and IQM with percentile
+    bootstrap CIs over the used runs (:mod:`evalkit.accounting`: excluded runs are counted, never
+    silently dropped).
     """
+    from evalkit import accounting
     rows = []
     rng = np.random.default_rng(seed)
     for (label, env), g in runs.groupby(["label", "env"], sort=True):
-        x = g["score"].to_numpy(float)
-        x = x[np.isfinite(x)]
-        row = {"algorithm": label, "env": env, "n": len(x), "diverged": int(g["diverged"].sum())}
+        x = accounting.used(g)["score"].to_numpy(float)
+        acct = accounting.of(g)
+        row = {"algorithm": label, "env": env, "n": len(x), "diverged": int(g["diverged"].sum()),
+               "planned": acct.planned, "excluded": acct.reasons_text()}
         if len(x) >= 2 and np.ptp(x) > 0:
             ci = sps.bootstrap((x,), np.mean, n_resamples=reps, confidence_level=confidence, method="percentile",
                                random_state=rng).confidence_interval
@@ -41,7 +43,8 @@ def score_table(runs: pd.DataFrame, reps: int = 10_000, confidence: float = 0.95
             row.update(mean=x.mean() if len(x) else np.nan, low=np.nan, high=np.nan)
         row["iqm"] = sps.trim_mean(x, 0.25) if len(x) else np.nan
         rows.append(row)
-    return pd.DataFrame(rows, columns=["algorithm", "env", "n", "diverged", "mean", "low", "high", "iqm"])
+    return pd.DataFrame(rows, columns=["algorithm", "env", "n", "diverged", "mean", "low", "high", "iqm", "planned",
+                                       "excluded"])
 
 
 def text_report(study: Study, study_dir: Path, reps: int = 10_000, seed: int = 0) -> str:
@@ -56,7 +59,7 @@ def text_report(study: Study, study_dir: Path, reps: int = 10_000, seed: int = 0
         lines.append(f"== {env}")
         for _, r in g.iterrows():
             ci = f"[{r['low']:9.2f}, {r['high']:9.2f}]" if np.isfinite(r["low"]) else "[   n/a   ,    n/a   ]"
-            div = f"  ({r['diverged']} diverged)" if r["diverged"] else ""
+            div = f" of {r['planned']} planned (excluded: {r['excluded']})" if r["excluded"] else ""
             lines.append(f"  {r['algorithm']:>20s}  mean {r['mean']:9.2f} {ci}  IQM {r['iqm']:9.2f}  n={r['n']}{div}")
         lines.append("")
     lines += _tuning_lines(study, study_dir)
@@ -158,15 +161,17 @@ def _summary_tables(study: Study) -> tuple[pd.DataFrame, pd.DataFrame]:
 
 def results_table(data, reps: int, seed: int) -> pd.DataFrame:
     """Per (label, env): runs done / planned / failed / missing / diverged, mean [95% CI], IQM [95% CI],
-    median, the (0.9, 0.95) tolerance interval, and the last evaluation round's mean [95% CI]."""
-    from evalkit import stats
+    median, the (0.9, 0.95) tolerance interval, and the last evaluation round's mean [95% CI].
+    ``n`` counts the used runs; ``excluded`` the others with their reasons (:mod:`evalkit.accounting`)."""
+    from evalkit import accounting, stats
     runs = data.runs
     rows = []
     evals = data.eval_runs
     for k, ((label, env), g) in enumerate(runs.groupby(["label", "env"], sort=True)):
-        x = g["score"].to_numpy(float)
-        x = x[np.isfinite(x)]
-        row = {"algorithm": label, "env": env, "n": len(x), "diverged": int(g["diverged"].sum())}
+        x = accounting.used(g)["score"].to_numpy(float)
+        acct = accounting.of(g)
+        row = {"algorithm": label, "env": env, "n": len(x), "planned": acct.planned,
+               "excluded": acct.reasons_text() or "-", "diverged": int(g["diverged"].sum())}
         if len(x) >= 2 and np.ptp(x) > 0:
             est = stats.interval_estimates({"a": x[:, None]}, ["mean", "iqm"], reps=reps, seed=seed + k)["a"]
             tol = stats.tolerance_interval(x, 0.9, 0.95, "normal")
@@ -188,8 +193,8 @@ def results_table(data, reps: int, seed: int) -> pd.DataFrame:
 def _pairwise(data, reps: int, seed: int, max_labels: int = 6) -> pd.DataFrame:
     """Per env and pair of labels: difference of means, Welch test (Holm across the table), P(X > Y),
     and the runs per algorithm a two-sided Welch test would need to detect the observed difference."""
-    from evalkit import stats
-    runs = data.runs[np.isfinite(data.runs["score"])]
+    from evalkit import accounting, stats
+    runs = accounting.used(data.runs)
     rows, pvals = [], []
     for env, g in runs.groupby("env", sort=True):
         labels = sorted(g["label"].unique())
@@ -245,10 +250,13 @@ def _warnings(data, status: pd.DataFrame) -> list[str]:
                        f"(the study is partial; tables use the {r.done} runs done)")
         if r.diverged:
             out.append(f"{r.algorithm} on {r.env} ({r.phase}): {r.diverged} diverged runs, left out of the estimates")
+    if len(data.runs):  # every excluded run of the reported tables, with its reason
+        from evalkit import accounting
+        out += accounting.note_lines(data.runs, ("label", "env"), "reported runs")
     if status.attrs.get("pending_selection"):
         out.append("the tuning phase has not finished: no setting is selected and no evaluation runs exist yet")
     if len(data.runs):
-        n = int(data.runs.groupby(["label", "env"])["score"].apply(lambda s: np.isfinite(s).sum()).min())
+        n = int(data.runs.groupby(["label", "env"])["used"].sum().min())
         warn = stats.coverage_warning("percentile", n)
         if warn:
             out.append(f"as few as {warn}")
