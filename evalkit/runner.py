@@ -23,9 +23,13 @@ from typing import Callable, Iterable
 
 from tqdm import tqdm
 
-from evalkit import spec, store, worker
+from evalkit import catalog, spec, store, worker
 from evalkit.errors import EvalkitError
 from evalkit.spec import Run, Study
+
+
+#: a partition's run files are merged into one compacted file once it holds this many (end of a run)
+COMPACT_MIN_FILES = 256
 
 
 class _StageFailed(Exception):
@@ -117,32 +121,9 @@ def run_metadata(run: Run, outcome: worker.Outcome) -> dict:
     }
 
 
-def current_agent_hash(run: Run) -> str:
-    """Hash of the code that would run ``run`` today (agent source, or the command template)."""
-    if run.command is not None:
-        from evalkit.seeding import short_hash
-        return short_hash(run.command)
-    from evalkit import registry
-    try:
-        return registry.resolve_agent(run.agent).source_hash
-    except EvalkitError:
-        return ""
-
-
-def stale_runs(runs: Iterable[Run], stored: dict[str, store.StoredRun]) -> list[Run]:
-    """Runs whose stored file was produced by agent code that has changed since."""
-    hashes: dict[str, str] = {}
-    out = []
-    for run in runs:
-        sr = stored.get(run.run_id)
-        if sr is None:
-            continue
-        key = run.agent + (run.command or "")
-        if key not in hashes:
-            hashes[key] = current_agent_hash(run)
-        if sr.meta.get("agent_hash") != hashes[key]:
-            out.append(run)
-    return out
+# where a run's code identity is computed (the catalog needs it too, below the runner)
+current_agent_hash = catalog.current_agent_hash
+stale_runs = catalog.stale_runs
 
 
 Unit = tuple  # the runs executed together: one run, or one fixed block of seeds (batched agents)
@@ -293,6 +274,7 @@ def init_ray(options: Options) -> None:
 
 def execute_runs(runs: list[Run], study_dir: Path, options: Options, summary: Summary, desc: str) -> None:
     """Run every run not yet stored (or stale, with ``rerun_stale``)."""
+    catalog.record_planned(study_dir, runs)  # the catalog knows every planned run (halving rungs too)
     stored = store.scan(study_dir)
     todo = [r for r in runs if r.run_id not in stored]
     if options.rerun_stale:
@@ -357,4 +339,5 @@ def run_study(study: Study, root: str | Path = "results", options: Options = Opt
             raise Interrupted(f"interrupted: {stored} completed runs are stored in {study_dir}; "
                               f"run the same command again to resume") from None
         summary.orphans = len(set(store.scan(study_dir, repair=False)) - expected)
+        store.compact(study_dir, COMPACT_MIN_FILES)
     return summary

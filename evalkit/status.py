@@ -7,32 +7,20 @@ from pathlib import Path
 
 import pandas as pd
 
-from evalkit import runner, spec, store
+from evalkit import catalog, results, spec
 from evalkit.spec import Study
 
 COLUMNS = ["algorithm", "env", "phase", "planned", "done", "failed", "missing", "stale", "diverged"]
 
 
 def current_runs(study: Study, study_dir: Path) -> list[spec.Run]:
-    """The runs the study file asks for now: tuning runs (with recorded proposals) and, once a
-    selection exists, its evaluation runs."""
-    from evalkit import selection, tuning
-    optuna = study.tuning is not None and study.tuning.search == "optuna"
-    runs = spec.expand(study, {a.name: tuning.load_proposals(study, study_dir, a) for a in study.algorithms}
-                       if optuna else None)
-    if study.tuning:
-        chosen = selection.load_selection(study_dir)
-        if chosen is not None:
-            values = {(s["algorithm"], s["env"]): s["setting"] for s in chosen["selected"]}
-            try:
-                runs += spec.evaluation_runs(study, values)
-            except KeyError:
-                pass  # the study changed since the selection was made
-    return runs
+    """The runs the study file asks for now: tuning runs (with recorded proposals or successive-halving
+    rungs) and, once a selection exists, its evaluation runs."""
+    return catalog.planned_runs(study, study_dir)[0]
 
 
 def is_imported(study: Study) -> bool:
-    return all(a.agent == "imported" for a in study.algorithms)
+    return catalog.is_imported(study)
 
 
 def load_current(study: Study, study_dir: Path) -> pd.DataFrame:
@@ -40,56 +28,36 @@ def load_current(study: Study, study_dir: Path) -> pd.DataFrame:
 
     Orphans -- runs of an earlier version of the study file -- are kept on disk but left out of
     every analysis (``evalkit status`` counts them). Imported results are taken whole.
+    Prefer :func:`evalkit.results.load`, which returns this table with the catalog beside it.
     """
-    stored = store.scan(study_dir, repair=False)
-    if is_imported(study):
-        return store.load(study_dir, stored.values())
-    ids = {r.run_id for r in current_runs(study, study_dir)}
-    return store.load(study_dir, [stored[i] for i in sorted(ids) if i in stored])
+    return results.load(study, study_dir).episodes
+
+
+def status_table(cat: pd.DataFrame) -> pd.DataFrame:
+    """One row per (algorithm, env, phase) of a catalog (:mod:`evalkit.catalog`)."""
+    if cat.empty:
+        return pd.DataFrame(columns=COLUMNS)
+    flags = pd.DataFrame({"algorithm": cat["algorithm"], "env": cat["env"], "phase": cat["phase"], "planned": 1,
+                          "done": cat["status"] == "done", "failed": cat["status"] == "failed",
+                          "missing": cat["status"] == "missing", "stale": cat["stale"],
+                          "diverged": cat["diverged_flag"]})
+    keys = ["algorithm", "env", "phase"]
+    table = flags.groupby(keys, sort=False).sum().reset_index()
+    return table[COLUMNS].astype({c: "int64" for c in COLUMNS[3:]})
 
 
 def study_status(study: Study, study_dir: Path) -> pd.DataFrame:
-    """One row per (algorithm, env, phase) of the runs the study file currently asks for."""
-    stored = store.scan(study_dir, repair=False)
-    failures = store.read_failures(study_dir)
+    """One row per (algorithm, env, phase) of the runs the study file currently asks for
+    (successive-halving rung runs included: the driver records them when it plans them)."""
+    cat, _index, _failures, orphans = results.load_catalog(study, study_dir)
+    table = status_table(cat)
     if is_imported(study):
-        return _stored_only(stored)
-    runs = current_runs(study, study_dir)
-    stale = {r.run_id for r in runner.stale_runs(runs, stored)}
-    rows = {}
-    for r in runs:
-        key = (r.algorithm, r.env, r.phase)
-        row = rows.setdefault(key, dict.fromkeys(COLUMNS[3:], 0))
-        row["planned"] += 1
-        if r.run_id in stored:
-            row["done"] += 1
-            row["stale"] += r.run_id in stale
-            row["diverged"] += stored[r.run_id].meta.get("status") == "diverged"
-        elif r.run_id in failures:
-            row["failed"] += 1
-        else:
-            row["missing"] += 1
-    table = pd.DataFrame([{"algorithm": a, "env": e, "phase": p, **v} for (a, e, p), v in rows.items()],
-                         columns=COLUMNS)
-    expected = {r.run_id for r in runs}
-    table.attrs["orphans"] = len(set(stored) - expected)
-    table.attrs["quarantined"] = len(list((Path(study_dir) / "quarantine").glob("*.parquet")))
+        table = table.sort_values(["algorithm", "env", "phase"]).reset_index(drop=True)
+    table.attrs["orphans"] = orphans
+    table.attrs["quarantined"] = catalog.quarantined(study_dir)
     table.attrs["running"] = _lock_holder(study_dir)
-    table.attrs["pending_selection"] = bool(study.tuning) and not any(r.phase == "eval" for r in runs)
+    table.attrs["pending_selection"] = bool(study.tuning) and not (cat["phase"] == "eval").any()
     return table
-
-
-def _stored_only(stored: dict) -> pd.DataFrame:
-    """Status of a results folder without a study file (imported data): what is stored."""
-    rows: dict = {}
-    for sr in stored.values():
-        m = sr.meta
-        row = rows.setdefault((m["algorithm"], m["env"], m["phase"]), dict.fromkeys(COLUMNS[3:], 0))
-        row["planned"] += 1
-        row["done"] += 1
-        row["diverged"] += m.get("status") == "diverged"
-    return pd.DataFrame([{"algorithm": a, "env": e, "phase": p, **v} for (a, e, p), v in sorted(rows.items())],
-                        columns=COLUMNS)
 
 
 def _lock_holder(study_dir: Path) -> str | None:

@@ -11,10 +11,22 @@ Rows: ``mode`` ("train" | "eval"), ``step`` (env steps when the episode ended), 
 ``phase``, ``seed_index``, ``seed``, ``setting`` and ``hp.<name>``. ``algorithm`` and ``env``
 are hive partitions, so ``pyarrow.dataset.dataset(dir, partitioning="hive")`` reads the store too.
 Stored data is Parquet and JSON only: loading a store never executes code.
+
+At scale (issue 18) a partition also holds a few compacted files, ``part-<time>-<id>.parquet``,
+each the episode rows of many runs with the same columns as run files. An import writes them
+directly; the runner compacts a partition's run files into one once it holds many
+(:func:`compact`). Every compacted file has its per-run metadata (the run files' footers, as
+table rows) in ``catalog/stored/<same name>.parquet``, written *before* the data file, so a
+compacted file that exists always has its catalog rows. The data file's ``os.replace`` is the
+commit point; the run files it replaces are deleted after it. When one run is found in several
+files (a writer killed between the two steps, or a run file rewritten after compaction), a run
+file wins over compacted files and a newer compacted file over an older one; nothing is read twice.
+Reading is one multithreaded ``pyarrow.dataset`` scan over the chosen files (:func:`load`).
 """
 
 from __future__ import annotations
 
+import collections
 import json
 import os
 import platform
@@ -27,7 +39,10 @@ from pathlib import Path
 from typing import Any, Iterable, Mapping
 
 import pandas as pd
+import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.dataset as ds
 import pyarrow.parquet as pq
 
 from evalkit.errors import EvalkitError
@@ -35,6 +50,11 @@ from evalkit.errors import EvalkitError
 SCHEMA_VERSION = 1
 META_KEY = b"evalkit"
 BASE_COLUMNS = ("mode", "step", "episode", "return", "length")
+PART_PREFIX = "part-"
+#: columns of a stored-run index (:func:`stored_index`): one row per stored run
+INDEX_COLUMNS = ("run_id", "algorithm", "agent", "env", "phase", "seed_index", "seed", "setting", "budget",
+                 "status", "agent_hash", "config", "written_at", "n_episodes", "n_eval_episodes", "file")
+FRONT = ["algorithm", "env", "agent", "run_id", "phase", "seed_index", "seed", "setting", "budget"]
 
 
 def run_path(study_dir: Path, algorithm: str, env: str, run_id: str) -> Path:
@@ -99,7 +119,9 @@ def write_run(study_dir: Path, meta: Mapping[str, Any], rows: list[Mapping[str, 
                  "seed": int(meta["seed"]), "setting": meta["setting"]}
     constants.update({f"hp.{k}": v for k, v in sorted(meta["config"].items())})
     table = episodes_table(rows, constants)
-    full_meta = {**meta, "schema_version": SCHEMA_VERSION, "written_at": time.time()}
+    n_eval = sum(1 for r in rows if r["mode"] == "eval")
+    full_meta = {**meta, "schema_version": SCHEMA_VERSION, "written_at": time.time(),
+                 "n_episodes": len(rows) - n_eval, "n_eval_episodes": n_eval}
     table = table.replace_schema_metadata({META_KEY: json.dumps(full_meta, default=str).encode()})
     tmp = path.with_name(f".{path.stem}.{os.getpid()}.tmp")
     try:
@@ -117,9 +139,28 @@ def write_run(study_dir: Path, meta: Mapping[str, Any], rows: list[Mapping[str, 
     return path
 
 
+#: schemas of run files read by the last scans, keyed by (path, mtime_ns, size): a load right
+#: after a scan does not parse every footer twice
+_SCHEMAS: dict[tuple, pa.Schema] = {}
+
+
+def _file_key(path: Path | str) -> tuple:
+    st = os.stat(path)
+    return (str(path), st.st_mtime_ns, st.st_size)
+
+
+def _schema(path: Path | str) -> pa.Schema:
+    key = _file_key(path)
+    if key not in _SCHEMAS:
+        if len(_SCHEMAS) > 200_000:
+            _SCHEMAS.clear()
+        _SCHEMAS[key] = pq.read_schema(path)
+    return _SCHEMAS[key]
+
+
 def read_meta(path: Path) -> dict[str, Any]:
     """The run metadata stored in a run file's footer. Raises on an unreadable file."""
-    md = pq.read_schema(path).metadata or {}
+    md = _schema(path).metadata or {}
     if META_KEY not in md:
         raise EvalkitError(f"{path}: not an evalkit run file (no '{META_KEY.decode()}' metadata)")
     meta = json.loads(md[META_KEY])
@@ -147,12 +188,27 @@ def quarantine(study_dir: Path, path: Path, reason: str) -> Path:
     return dest
 
 
-def scan(study_dir: Path, repair: bool = True) -> dict[str, StoredRun]:
-    """``{run_id: StoredRun}`` of every complete, readable run file of a study.
+def _is_part(path: Path) -> bool:
+    return path.name.startswith(PART_PREFIX)
 
-    A file that cannot be read (truncated, garbage, foreign) is quarantined when ``repair`` is
-    true, so the runner redoes its run. Leftover temporary files of a killed writer are removed.
-    """
+
+def loose_files(study_dir: Path) -> list[Path]:
+    """Every run file (one run each, not a compacted file) below ``runs/``."""
+    runs_dir = Path(study_dir) / "runs"
+    return sorted(p for p in runs_dir.glob("algorithm=*/env=*/*.parquet") if not _is_part(p))
+
+
+def part_files(study_dir: Path) -> list[Path]:
+    """Every compacted file below ``runs/``, oldest first (names sort by creation time)."""
+    runs_dir = Path(study_dir) / "runs"
+    return sorted(runs_dir.glob(f"algorithm=*/env=*/{PART_PREFIX}*.parquet"), key=lambda p: p.name)
+
+
+def _catalog_rows_path(study_dir: Path, part_name: str) -> Path:
+    return Path(study_dir) / "catalog" / "stored" / f"{part_name}.parquet"
+
+
+def _scan_loose(study_dir: Path, repair: bool) -> dict[str, StoredRun]:
     out: dict[str, StoredRun] = {}
     runs_dir = Path(study_dir) / "runs"
     if not runs_dir.exists():
@@ -160,10 +216,9 @@ def scan(study_dir: Path, repair: bool = True) -> dict[str, StoredRun]:
     for tmp in runs_dir.glob("*/*/.*.tmp"):
         if repair:
             tmp.unlink(missing_ok=True)
-    for path in sorted(runs_dir.glob("algorithm=*/env=*/*.parquet")):
+    for path in loose_files(study_dir):
         try:
-            meta = read_meta(path)
-            pq.ParquetFile(path).metadata  # noqa: B018  (footer must parse)
+            meta = read_meta(path)  # the footer must parse
             if meta.get("run_id") != path.stem:
                 raise EvalkitError(f"file name does not match its run_id {meta.get('run_id')!r}")
         except Exception as exc:  # any unreadable file is quarantined, whatever the reader raised
@@ -174,36 +229,265 @@ def scan(study_dir: Path, repair: bool = True) -> dict[str, StoredRun]:
     return out
 
 
-def load(study_dir: str | Path, runs: Iterable[StoredRun] | None = None) -> pd.DataFrame:
-    """One long DataFrame of every stored episode of a study.
+def _part_rows(study_dir: Path) -> pd.DataFrame:
+    """Catalog rows of every live compacted file (rows of files that no longer exist are ignored),
+    newest file last."""
+    parts = {p.stem: p for p in part_files(study_dir)}
+    paths = [_catalog_rows_path(study_dir, name) for name in parts]
+    paths = [p for p in paths if p.exists()]
+    if not paths:
+        return pd.DataFrame(columns=list(INDEX_COLUMNS))
+    table = ds.dataset([str(p) for p in paths], format="parquet").to_table()
+    df = table.to_pandas()
+    df["file"] = df["file"].map(lambda n: str(parts[n]))
+    return df.sort_values("file", kind="stable")
+
+
+def stored_index(study_dir: Path, repair: bool = False) -> pd.DataFrame:
+    """One row per stored run, whatever file holds it: :data:`INDEX_COLUMNS`.
+
+    ``file`` is the path the run's episodes are read from (the winning copy when a run is stored
+    twice). ``n_episodes`` / ``n_eval_episodes`` are -1 where a run file of an older evalkit did not
+    record them. Run files are read footer by footer (they are few once compacted); compacted runs
+    come from their catalog rows in one dataset read.
+    """
+    study_dir = Path(study_dir)
+    parts = _part_rows(study_dir)
+    loose = _scan_loose(study_dir, repair)
+    rows = [_meta_row(sr) for sr in loose.values()]
+    frames = [f for f in (parts, pd.DataFrame(rows, columns=list(INDEX_COLUMNS))) if len(f)]
+    if not frames:
+        return pd.DataFrame(columns=list(INDEX_COLUMNS))
+    df = pd.concat(frames, ignore_index=True) if len(frames) > 1 else frames[0].reset_index(drop=True)
+    # run files come last and newer compacted files after older ones: the last copy wins
+    df = df.drop_duplicates("run_id", keep="last").reset_index(drop=True)
+    for c in ("seed_index", "seed", "budget", "n_episodes", "n_eval_episodes"):
+        df[c] = df[c].astype("int64")
+    return df[list(INDEX_COLUMNS)]
+
+
+def _meta_row(sr: StoredRun) -> dict[str, Any]:
+    m = sr.meta
+    return {"run_id": m["run_id"], "algorithm": m["algorithm"], "agent": m.get("agent", ""), "env": m["env"],
+            "phase": m["phase"], "seed_index": int(m["seed_index"]), "seed": int(m["seed"]),
+            "setting": m.get("setting", ""), "budget": int(m.get("steps", 0)), "status": m.get("status", "complete"),
+            "agent_hash": m.get("agent_hash", ""), "config": json.dumps(m.get("config", {}), sort_keys=True),
+            "written_at": float(m.get("written_at", 0.0)), "n_episodes": int(m.get("n_episodes", -1)),
+            "n_eval_episodes": int(m.get("n_eval_episodes", -1)), "file": str(sr.path)}
+
+
+def scan(study_dir: Path, repair: bool = True) -> dict[str, StoredRun]:
+    """``{run_id: StoredRun}`` of every complete, readable stored run of a study.
+
+    A run file that cannot be read (truncated, garbage, foreign) is quarantined when ``repair`` is
+    true, so the runner redoes its run. Leftover temporary files of a killed writer are removed.
+    Compacted runs carry their catalog row as ``meta`` (``steps`` = budget, ``config`` parsed).
+    """
+    study_dir = Path(study_dir)
+    out: dict[str, StoredRun] = {}
+    parts = _part_rows(study_dir)
+    configs: dict[str, dict] = {}
+    for row in parts.to_dict("records"):
+        cfg = configs.setdefault(row["config"], json.loads(row["config"]))
+        meta = {**row, "steps": int(row["budget"]), "config": cfg, "setting_values": cfg}
+        out[row["run_id"]] = StoredRun(Path(row["file"]), meta)
+    out.update(_scan_loose(study_dir, repair))
+    return out
+
+
+def _unified_schema(paths: list[str]) -> pa.Schema:
+    schemas = {id(s): s for s in (_schema(p) for p in paths)}  # run files of one scan share few schemas
+    schemas = list({s.remove_metadata().to_string(): s.remove_metadata() for s in schemas.values()}.values())
+    return pa.unify_schemas(schemas, promote_options="permissive")
+
+
+def read_episodes(study_dir: Path, index: pd.DataFrame, columns: list[str] | None = None) -> pa.Table:
+    """The episode rows of the runs in ``index`` (rows of :func:`stored_index`) as one Arrow table.
+
+    One ``pyarrow.dataset`` scan (multithreaded) over the files that hold these runs; a file
+    holding runs outside ``index`` (or superseded copies) is read with a ``run_id`` filter.
+    ``algorithm`` and ``env`` come from the hive partition names.
+    """
+    study_dir = Path(study_dir)
+    if not len(index):
+        return pa.table({})
+    files = index.groupby("file", sort=True)["run_id"].agg(list)
+    per_file_runs = _runs_per_file(study_dir, files.index)
+    clean, filtered = [], []
+    for f, ids in files.items():
+        (clean if per_file_runs.get(f, len(ids)) == len(ids) else filtered).append(f)
+    schema = _unified_schema(list(files.index))
+    schema = pa.unify_schemas([schema, pa.schema([("algorithm", pa.string()), ("env", pa.string())])])
+    part = ds.partitioning(pa.schema([("algorithm", pa.string()), ("env", pa.string())]), flavor="hive")
+    tables = []
+    base = str(study_dir / "runs")
+    if clean:
+        tables.append(ds.dataset(clean, schema=schema, format="parquet", partitioning=part,
+                                 partition_base_dir=base).to_table(columns=columns, use_threads=True))
+    for f in filtered:  # few: compacted files with runs outside ``index`` or superseded copies
+        wanted = pa.array(files[f], pa.string())
+        dset = ds.dataset([f], schema=schema, format="parquet", partitioning=part, partition_base_dir=base)
+        tables.append(dset.to_table(columns=columns, filter=ds.field("run_id").isin(wanted), use_threads=True))
+    return pa.concat_tables(tables, promote_options="permissive") if len(tables) > 1 else tables[0]
+
+
+def _runs_per_file(study_dir: Path, files) -> dict[str, int]:
+    """How many runs each compacted file holds (from its catalog rows); run files hold one."""
+    out = {}
+    for f in files:
+        if _is_part(Path(f)):
+            meta = _schema(f).metadata or {}
+            info = json.loads(meta.get(META_KEY, b"{}"))
+            out[f] = int(info.get("n_runs", -1))
+        else:
+            out[f] = 1
+    return out
+
+
+def load(study_dir: str | Path, runs: Iterable[StoredRun] | None = None,
+         index: pd.DataFrame | None = None) -> pd.DataFrame:
+    """One long DataFrame of every stored episode of a study (or of the given runs).
 
     Columns: ``algorithm``, ``env``, ``agent``, ``run_id``, ``phase``, ``seed_index``, ``seed``,
     ``setting``, ``budget`` (the run's step budget), ``mode``, ``step``, ``episode``, ``return``,
     ``length``, extras, and ``hp.<name>`` for every hyperparameter (NaN where an algorithm has
     none of that name). Empty (with these columns) when nothing is stored.
+    ``runs`` (``StoredRun`` objects, as :func:`scan` returns) or ``index`` (rows of
+    :func:`stored_index`) restrict the table to those runs.
     """
     study_dir = Path(study_dir)
-    stored = list(runs) if runs is not None else list(scan(study_dir, repair=False).values())
-    frames = []
-    for sr in stored:
-        try:
-            df = pq.read_table(sr.path).to_pandas()
-        except Exception as exc:
-            warnings.warn(f"{sr.path}: skipped unreadable run file ({exc})", stacklevel=2)
+    if index is None:
+        index = stored_index(study_dir)
+        if runs is not None:
+            index = index[index["run_id"].isin({sr.meta["run_id"] for sr in runs})]
+    table = read_episodes(study_dir, index)
+    if table.num_rows == 0:
+        return pd.DataFrame(columns=[*FRONT, *BASE_COLUMNS])
+    df = table.to_pandas(split_blocks=True, self_destruct=True)
+    by_run = index.set_index("run_id")
+    codes = pd.Categorical(df["run_id"], categories=by_run.index)
+    df["agent"] = by_run["agent"].to_numpy()[codes.codes]
+    df["budget"] = by_run["budget"].to_numpy(np.int64)[codes.codes]
+    for c in ("algorithm", "env"):
+        df[c] = df[c].astype(object)
+    hp = sorted(c for c in df.columns if c.startswith("hp."))
+    rest = [c for c in df.columns if c not in FRONT and c not in hp]
+    return df[FRONT + rest + hp]
+
+
+def _atomic_write_table(table: pa.Table, path: Path) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.stem}.{os.getpid()}.tmp")
+    try:
+        with open(tmp, "wb") as fh:
+            pq.write_table(table, fh, row_group_size=1 << 20)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    finally:
+        if tmp.exists():
+            tmp.unlink()
+
+
+def _part_name() -> str:
+    return f"{PART_PREFIX}{time.time_ns():020d}-{os.urandom(4).hex()}"
+
+
+def write_part(study_dir: Path, algorithm: str, env: str, episodes: pa.Table, runs: pd.DataFrame) -> Path:
+    """Write one compacted file of partition ``(algorithm, env)``: its catalog rows first, then the data.
+
+    ``episodes``: the runs' episode rows with the run-file columns (no ``algorithm``/``env``);
+    ``runs``: one row per run, :data:`INDEX_COLUMNS` (``file`` is set here). Returns the data file.
+    """
+    study_dir = Path(study_dir)
+    name = _part_name()
+    rows = runs.assign(file=name, algorithm=algorithm, env=env)[list(INDEX_COLUMNS)]
+    _atomic_write_table(pa.Table.from_pandas(rows, preserve_index=False), _catalog_rows_path(study_dir, name))
+    meta = {"schema_version": SCHEMA_VERSION, "kind": "compacted", "n_runs": int(len(rows)),
+            "written_at": time.time()}
+    episodes = episodes.replace_schema_metadata({META_KEY: json.dumps(meta).encode()})
+    path = Path(study_dir) / "runs" / f"algorithm={algorithm}" / f"env={env}" / f"{name}.parquet"
+    _atomic_write_table(episodes, path)
+    return path
+
+
+def _drop_files(study_dir: Path, paths: Iterable[Path]) -> None:
+    for p in paths:
+        p = Path(p)
+        if _is_part(p):
+            p.unlink(missing_ok=True)  # data first: catalog rows without their file are ignored
+            _catalog_rows_path(study_dir, p.stem).unlink(missing_ok=True)
+        else:
+            p.unlink(missing_ok=True)
+
+
+def compact(study_dir: Path, min_files: int = 256) -> int:
+    """Merge the run files of every partition holding at least ``min_files`` of them, together with
+    its compacted files, into one compacted file. Returns the number of partitions compacted.
+
+    Call with the study lock held (the runner does). A kill at any point loses nothing: the new
+    file is committed by its ``os.replace``, and until the old files are deleted the newest copy
+    of each run wins when reading.
+    """
+    study_dir = Path(study_dir)
+    loose = collections.Counter(p.parent for p in loose_files(study_dir))
+    todo = [d for d, n in loose.items() if n >= min_files]
+    if not todo:
+        return 0
+    index = stored_index(study_dir, repair=True)
+    for d in todo:
+        rows = index[index["file"].map(lambda f: Path(f).parent == d)]
+        if rows.empty:
             continue
-        df.insert(0, "algorithm", sr.meta["algorithm"])
-        df.insert(1, "env", sr.meta["env"])
-        df.insert(2, "agent", sr.meta.get("agent", ""))
-        df["budget"] = int(sr.meta.get("steps", 0))
-        frames.append(df)
-    if not frames:
-        return pd.DataFrame(columns=["algorithm", "env", "agent", "run_id", "phase", "seed_index", "seed",
-                                     "setting", "budget", *BASE_COLUMNS])
-    table = pd.concat(frames, ignore_index=True, sort=False)
-    front = ["algorithm", "env", "agent", "run_id", "phase", "seed_index", "seed", "setting", "budget"]
-    hp = sorted(c for c in table.columns if c.startswith("hp."))
-    rest = [c for c in table.columns if c not in front and c not in hp]
-    return table[front + rest + hp]
+        old = {Path(f) for f in rows["file"]} | {p for p in part_files(study_dir) if p.parent == d}
+        table = read_episodes(study_dir, rows).drop_columns(["algorithm", "env"])
+        counts = _episode_counts(table)
+        rows = rows.assign(n_episodes=rows["run_id"].map(counts["train"]).fillna(0).astype("int64"),
+                           n_eval_episodes=rows["run_id"].map(counts["eval"]).fillna(0).astype("int64"))
+        alg, env = (rows["algorithm"].iloc[0], rows["env"].iloc[0])
+        new = write_part(study_dir, alg, env, table, rows)
+        _drop_files(study_dir, [p for p in old if p != new])
+    return len(todo)
+
+
+def _episode_counts(table: pa.Table) -> pd.DataFrame:
+    """``(run_id) x {train, eval}`` episode row counts of an episode table."""
+    df = table.select(["run_id", "mode"]).to_pandas()
+    counts = df.groupby(["run_id", "mode"]).size().unstack("mode", fill_value=0)
+    return counts.reindex(columns=["train", "eval"], fill_value=0)
+
+
+def write_imported(study_dir: Path, episodes: pd.DataFrame, runs: pd.DataFrame) -> int:
+    """Store imported runs as compacted files (one per partition) with their catalog rows.
+
+    ``episodes``: long table with ``algorithm``, ``env`` and the run-file columns (``run_id``,
+    ``phase``, ``seed_index``, ``seed``, ``setting``, ``mode``, ``step``, ``episode``, ``return``,
+    ``length``, extras, ``hp.*``); ``runs``: one row per run, :data:`INDEX_COLUMNS` but ``file``.
+    Into a new folder the import is one atomic unit: everything is written to a staging folder that
+    is renamed into place. Into an existing folder each partition is atomic and the newer copy of a
+    run wins (re-importing the same data is idempotent). Returns the number of runs.
+    """
+    study_dir = Path(study_dir)
+    fresh = not study_dir.exists()
+    target = study_dir.with_name(f".{study_dir.name}.import-{os.getpid()}") if fresh else study_dir
+    if fresh and target.exists():
+        shutil.rmtree(target)
+    episodes = episodes.sort_values(["algorithm", "env"], kind="stable")
+    keys = episodes[["algorithm", "env"]].drop_duplicates()
+    table = pa.Table.from_pandas(episodes.drop(columns=["algorithm", "env"]), preserve_index=False)
+    bounds = np.flatnonzero(episodes[["algorithm", "env"]].ne(episodes[["algorithm", "env"]].shift()).any(axis=1))
+    bounds = [*bounds.tolist(), len(episodes)]
+    try:
+        for (alg, env), lo, hi in zip(keys.itertuples(index=False), bounds[:-1], bounds[1:]):
+            part_runs = runs[(runs["algorithm"] == alg) & (runs["env"] == env)]
+            write_part(target, alg, env, table.slice(lo, hi - lo), part_runs)
+        if fresh:
+            os.replace(target, study_dir)
+    except BaseException:
+        if fresh:
+            shutil.rmtree(target, ignore_errors=True)
+        raise
+    return int(len(runs))
 
 
 def write_failure(study_dir: Path, run_id: str, record: Mapping[str, Any]) -> Path:
