@@ -85,8 +85,10 @@ class AuditResult:
         return "\n".join(lines)
 
 
-def _budgets(runs: pd.DataFrame, algorithms: list[str]) -> pd.DataFrame:
-    tune = runs[runs["phase"] == "tune"]
+def _budgets(catalog: pd.DataFrame, algorithms: list[str]) -> pd.DataFrame:
+    """Tuning budget per algorithm = the sum over what actually ran: every stored tuning run, at every
+    successive-halving rung (a stopped setting's runs count with their truncated budget)."""
+    tune = catalog[(catalog["phase"] == "tune") & (catalog["status"] == "done")]
     rows = []
     for alg in algorithms:
         g = tune[tune["algorithm"] == alg]
@@ -348,17 +350,26 @@ def _rule_budget_curve(curves: pd.DataFrame, algorithms: list[str]) -> list[Find
                     ("ranking flips with the tuning budget: " if flips else "") + ev) for a in algorithms]
 
 
-def audit(study: Study, study_dir: Path, reps: int = 1000, seed: int = 0) -> AuditResult:
-    """Audit the stored runs of a study. Raises when nothing is stored."""
-    from evalkit.status import load_current
-    table = load_current(study, study_dir)
-    if table.empty:
-        from evalkit.errors import EvalkitError
+def audit(study: Study, study_dir: Path, reps: int = 1000, seed: int = 0, results=None) -> AuditResult:
+    """Audit the stored runs of a study (``results``: its :class:`evalkit.results.StudyResults`, loaded
+    here when not given). Raises when nothing is stored."""
+    from evalkit import results as results_mod
+    from evalkit.errors import EvalkitError
+    res = results if results is not None else results_mod.load(study, study_dir)
+    if res.empty:
         raise EvalkitError(f"{study_dir}: no stored runs to audit (run the study first)")
-    runs = metrics.run_scores(table, study.metric)
+    runs = res.runs(None, study.metric)
     algorithms = sorted(runs["algorithm"].unique())
-    budgets = _budgets(runs, algorithms)
-    curves, notes = _curves(runs, algorithms, reps, seed)
+    budgets = _budgets(res.catalog, algorithms)
+    halving = bool((res.catalog["rung"] >= 0).any()) if "rung" in res.catalog.columns else False
+    # expected max compares settings at one budget that every setting ran: rung 0 under halving
+    curve_runs = res.runs(None, study.metric, rung=0) if halving else runs
+    curves, notes = _curves(curve_runs, algorithms, reps, seed)
+    if halving:
+        b0 = res.catalog.loc[res.catalog["rung"] == 0, "budget"]
+        notes.insert(0, f"expected-max curves compare every setting at successive-halving rung 0 "
+                        f"({int(b0.min()):,}-{int(b0.max()):,} env steps), the one budget every setting ran; the "
+                        f"other rules use the full budget (settings stopped earlier: stopped-at-rung)")
     findings = (_rule_budget(budgets) + _rule_search_space(runs, algorithms) + _rule_seeds(runs, algorithms)
                 + _rule_edge(runs, algorithms, study) + _rule_runs(runs, algorithms) + _rule_budget_curve(curves, algorithms))
     findings.sort(key=lambda f: (f.algorithm, list(("budget", "search_space", "seeds", "edge", "runs",

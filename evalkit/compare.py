@@ -87,13 +87,14 @@ def _paired_test(x: np.ndarray, y: np.ndarray, notes: list, env: str):
 
 
 def compare(study: Study, study_dir: Path, a: str, b: str, reps: int = 10_000, seed: int = 0,
-            phase: str = "eval") -> Comparison:
-    """Compare algorithms (labels) ``a`` and ``b`` on the stored runs of ``phase``."""
-    from evalkit.status import load_current
-    table = load_current(study, study_dir)
-    table = table[table["phase"] == phase]
-    runs = metrics.run_scores(table, study.metric)
-    labels = sorted(runs["label"].unique())
+            phase: str = "eval", results=None) -> Comparison:
+    """Compare algorithms (labels) ``a`` and ``b`` on the stored runs of ``phase`` (``results``: the
+    study's :class:`evalkit.results.StudyResults`, loaded here when not given). Every planned run
+    is a row: excluded ones are named in the notes."""
+    from evalkit import results as results_mod
+    res = results if results is not None else results_mod.load(study, study_dir)
+    runs = res.runs(phase, study.metric)
+    labels = sorted(runs.loc[runs["reason"] != "missing", "label"].unique())
     for name in (a, b):
         if name not in labels:
             raise EvalkitError(f"--algorithms: {name!r} has no stored {phase} runs; found {', '.join(labels) or 'none'}")

@@ -37,31 +37,35 @@ class StudyData:
     normalization: str = ""
     normed: pd.DataFrame = field(default_factory=pd.DataFrame)
     notes: list = field(default_factory=list)
+    results: object = None         # the StudyResults everything above came from (one load per command)
 
 
-def load(study: Study, study_dir: Path) -> StudyData:
+def load(study: Study, study_dir: Path, results=None) -> StudyData:
     """Load the stored runs of ``study`` that belong to it now (orphans left out)."""
     from evalkit import compare, selection
-    from evalkit.status import load_current
-    full = load_current(study, study_dir)
-    if full.empty:
+    from evalkit import results as results_mod
+    res = results if results is not None else results_mod.load(study, study_dir)
+    full = res.episodes
+    if res.empty:
         raise EvalkitError(f"{study_dir}: no stored runs (run 'evalkit run {study.path}' first)")
-    table = full[full["phase"] == "eval"]
-    runs = metrics.run_scores(table, study.metric) if len(table) else pd.DataFrame()
+    table = full[full["phase"] == "eval"] if len(full) else full
+    # one row per planned evaluation run (accounting: excluded runs stay rows with their reason)
+    runs = res.runs("eval", study.metric) if (res.catalog["phase"] == "eval").any() else pd.DataFrame()
     has_eval = len(table) and (table["mode"] == "eval").any()
-    eval_runs = metrics.run_scores(table, "final", mode="eval") if has_eval else pd.DataFrame()
+    eval_runs = res.runs("eval", "final", mode="eval") if has_eval else pd.DataFrame()
     sweep = pd.DataFrame()
-    if study.tuning and (full["phase"] == "tune").any():
-        try:
-            sweep = selection.tuning_scores(study, study_dir)
+    if study.tuning and (res.catalog["phase"] == "tune").any():
+        try:  # sensitivity and expected max compare every setting: rung 0 under successive halving
+            halving = bool((res.catalog["rung"] >= 0).any())
+            sweep = selection.tuning_scores(study, study_dir, res, rung=0 if halving else None)
         except EvalkitError:
             sweep = pd.DataFrame()
     elif len(runs) and runs.groupby(["algorithm", "env"])["setting"].nunique().max() > 1:
         sweep = runs
-    names = set(map(str, full["algorithm"].unique()))
+    names = set(map(str, res.catalog["algorithm"].unique()))
     if len(runs):
         names |= set(map(str, runs["label"]))
-    data = StudyData(study, table, runs, eval_runs, sweep, plots.palette(names))
+    data = StudyData(study, table, runs, eval_runs, sweep, plots.palette(names), results=res)
     if len(runs):  # every run stays a row; excluded ones (score NaN) are counted, never dropped
         data.normed, data.normalization = compare.normalize_runs(runs, study)
     return data
@@ -144,7 +148,8 @@ def build(data: StudyData, kinds=KINDS, size: str = "double", reps: int = 2_000,
             figs.update(_sensitivity_figures(sweep, colors, size, reps, seed, data.notes, sensitivity))
         if "expected_max" in kinds and len(sweep):
             from evalkit.audit import _curves
-            curves = _curves(sweep, sorted(sweep["algorithm"].unique()), reps, seed)
+            curves, curve_notes = _curves(sweep, sorted(sweep["algorithm"].unique()), reps, seed)
+            data.notes.extend(n for n in curve_notes if n not in data.notes)
             if len(curves):
                 figs["expected_max"] = plots.expected_max(curves, colors=colors, ylabel=f"mean {study.metric}",
                                                           size=single)

@@ -479,17 +479,22 @@ def expected_max(curves: pd.DataFrame, colors: Mapping[str, tuple] | None = None
     if curves.empty:
         raise ValueError("expected_max: empty curve table")
     cmap = _colors(curves["algorithm"], colors)
+    # one panel per env: raw returns of different envs are never pooled (Dodge et al. work per task)
+    envs = sorted(curves["env"].unique()) if "env" in curves else [None]
     with style():
-        fig, (ax,) = _grid(1, size, panel_height=2.4, max_cols=1)
-        for alg, g in curves.groupby("algorithm", sort=True):
-            _line_band(ax, g["budget"], g, cmap[alg], f"{alg} ({int(g['n'].iloc[0]) if 'n' in g else len(g)} settings)",
-                       marker="o", ms=2.5)
-        ax.set_xlabel("hyperparameter settings tried (tuning budget)")
-        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
-        ax.set_ylabel(f"expected max {ylabel}")
+        fig, axes = _grid(len(envs), size, panel_height=2.4, max_cols=1 if len(envs) == 1 else None)
         conf = curves["confidence"].iloc[0] if "confidence" in curves else 0.95
-        ax.set_title(f"expected max performance ({conf:.0%} bootstrap bands)")
-        ax.legend(frameon=False, loc="best")
+        for ax, env in zip(axes, envs):
+            sub = curves if env is None else curves[curves["env"] == env]
+            for alg, g in sub.groupby("algorithm", sort=True):
+                _line_band(ax, g["budget"], g, cmap[alg],
+                           f"{alg} ({int(g['n'].iloc[0]) if 'n' in g else len(g)} settings)", marker="o", ms=2.5)
+            ax.set_xlabel("hyperparameter settings tried (tuning budget)")
+            ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+            ax.set_ylabel(f"expected max {ylabel}")
+            ax.set_title(f"{env + ': ' if env else ''}expected max performance ({conf:.0%} bootstrap bands)",
+                         fontsize=8)
+            ax.legend(frameon=False, loc="best")
     fig.evalkit_data = curves
     return fig
 

@@ -12,12 +12,12 @@ from evalkit import metrics
 from evalkit.spec import Study
 
 
-def run_table(study: Study, study_dir: Path, phase: str = "eval", mode: str = "train") -> pd.DataFrame:
-    """Per-run scores of the stored runs of one phase, with the study's metric."""
-    from evalkit.status import load_current
-    table = load_current(study, study_dir)
-    table = table[table["phase"] == phase]
-    return metrics.run_scores(table, study.metric, mode=mode)
+def run_table(study: Study, study_dir: Path, phase: str = "eval", mode: str = "train", results=None) -> pd.DataFrame:
+    """Per-run scores of one phase with the study's metric: one row per planned run (excluded runs
+    stay rows with their reason, :mod:`evalkit.accounting`)."""
+    from evalkit import results as results_mod
+    res = results if results is not None else results_mod.load(study, study_dir)
+    return res.runs(phase, study.metric, mode=mode)
 
 
 def score_table(runs: pd.DataFrame, reps: int = 10_000, confidence: float = 0.95, seed: int = 0) -> pd.DataFrame:
@@ -50,7 +50,7 @@ def score_table(runs: pd.DataFrame, reps: int = 10_000, confidence: float = 0.95
 def text_report(study: Study, study_dir: Path, reps: int = 10_000, seed: int = 0) -> str:
     """The plain-text report printed by ``evalkit report``."""
     runs = run_table(study, study_dir)
-    if runs.empty:
+    if runs.empty or not (runs["reason"] != "missing").any():
         return f"{study.name}: no completed evaluation runs in {study_dir} yet (run 'evalkit run' first)"
     table = score_table(runs, reps=reps, seed=seed)
     lines = [f"study {study.name}: metric {study.metric} (training episodes), {reps} bootstrap resamples, "
@@ -69,12 +69,13 @@ def text_report(study: Study, study_dir: Path, reps: int = 10_000, seed: int = 0
 def _tuning_lines(study: Study, study_dir: Path) -> list[str]:
     """For a tuned study: each algorithm's tuning budget and the setting chosen per env."""
     from evalkit import selection
-    from evalkit.status import load_current
     chosen = selection.load_selection(study_dir) if study.tuning else None
     if not chosen:
         return []
-    table = load_current(study, study_dir)
-    tune = table[table["phase"] == "tune"].drop_duplicates("run_id")
+    from evalkit import results as results_mod
+    cat = results_mod.load_catalog(study, study_dir)[0]
+    # the budget is the sum over what actually ran: every stored tuning run, every halving rung
+    tune = cat[(cat["phase"] == "tune") & (cat["status"] == "done")]
     lines = [f"tuning ({study.tuning.search} search, {chosen['method']}):"]
     for alg in study.algorithms:
         g = tune[tune["algorithm"] == alg.name]
@@ -355,9 +356,11 @@ def tuned_results_table(chosen: dict, budgets: pd.DataFrame | None, data, reps: 
         row["chosen hyperparameters"] = (", ".join(f"{h}={v}" for h, v in sorted(s["setting"].items()))
                                          or "defaults (nothing swept)")
         row["tuning score"] = s["tuning_score"]
-        x = runs[(runs["algorithm"] == alg) & (runs["env"] == env)]["score"].to_numpy(float) if len(runs) else []
-        x = np.asarray(x)[np.isfinite(x)]
+        cell = runs[(runs["algorithm"] == alg) & (runs["env"] == env)] if len(runs) else runs
+        x = cell.loc[cell["used"].astype(bool), "score"].to_numpy(float) if len(cell) else np.array([])
         row["evaluation runs"] = len(x)
+        excluded = cell.loc[~cell["used"].astype(bool), "reason"].value_counts() if len(cell) else []
+        row["excluded"] = ", ".join(f"{k} {r}" for r, k in excluded.items()) if len(excluded) else "-"
         row["evaluation score"] = _mean_ci_text(x, reps, seed + k, empty="not run yet")
         rows.append(row)
     return pd.DataFrame(rows)
@@ -373,7 +376,7 @@ def _tuning_sections(doc, study: Study, study_dir: Path, data, reps: int, seed: 
         doc.heading("Tuning")
         chosen = selection.load_selection(study_dir)
         try:
-            result = audit.audit(study, study_dir, reps=min(reps, 1_000), seed=seed)
+            result = audit.audit(study, study_dir, reps=min(reps, 1_000), seed=seed, results=data.results)
         except EvalkitError as exc:
             doc.text(f"audit not available: {exc}")
             result = None
@@ -396,7 +399,8 @@ def _tuning_sections(doc, study: Study, study_dir: Path, data, reps: int, seed: 
         if study.tuning.select == "cross_env":
             from evalkit import chs
             try:
-                stage1 = data.sweep_runs
+                # CHS scores stage 2 (full budget) against stage-1 CDFs at the same, full budget
+                stage1 = selection.tuning_scores(study, study_dir, data.results)
                 if len(stage1) and len(data.runs):
                     res = chs.chs_evaluate(stage1, data.runs, reps=reps, seed=seed)
                     t = res.table()

@@ -35,17 +35,17 @@ class Selection:
                              for (a, e), v in sorted(self.values.items())]}
 
 
-def tuning_scores(study: Study, study_dir: Path) -> pd.DataFrame:
-    """Per-run scores of the stored tuning runs of ``study`` (its metric, training episodes)."""
-    from evalkit.status import load_current
-    table = load_current(study, study_dir)
-    table = table[table["phase"] == "tune"]
-    # successive halving leaves truncated-budget runs: only full-budget runs are compared
-    full = table["env"].map({e.name: e.steps for e in study.envs})
-    table = table[table["budget"] == full]
-    if table.empty:
+def tuning_scores(study: Study, study_dir: Path, results=None, rung: int | None = None) -> pd.DataFrame:
+    """Per-run table of the tuning phase, one row per planned tuning run (:meth:`StudyResults.runs`):
+    ``score``, ``used``, ``reason``. Successive halving: settings are compared at the full budget by
+    default (``rung``: at that rung's budget); a setting stopped at an earlier rung is a complete
+    run excluded there as ``stopped-at-rung``, never missing."""
+    from evalkit import results as results_mod
+    res = results if results is not None else results_mod.load(study, study_dir)
+    runs = res.runs("tune", study.metric, rung=rung)
+    if runs.empty or not (runs["reason"] != "missing").any():
         raise EvalkitError(f"{study_dir}: no tuning runs are stored yet")
-    return metrics.run_scores(table, study.metric)
+    return runs
 
 
 def _setting_values(runs: pd.DataFrame, study: Study, algorithm: str, setting: str) -> dict[str, Any]:
@@ -69,9 +69,9 @@ def _plain(v: Any) -> Any:
     return v.item() if hasattr(v, "item") else v
 
 
-def select(study: Study, study_dir: Path) -> Selection:
+def select(study: Study, study_dir: Path, results=None) -> Selection:
     """Choose the reported setting of every (algorithm, env) from the stored tuning runs."""
-    runs = tuning_scores(study, study_dir)
+    runs = tuning_scores(study, study_dir, results)
     values, scores = {}, {}
     if study.tuning.select == "per_env":
         # the divergence policy (evalkit.accounting): a setting with a diverged run in an env is never
@@ -89,6 +89,7 @@ def select(study: Study, study_dir: Path) -> Selection:
                 scores[(alg.name, env.name)] = float(best["score"])
         return Selection("per_env: highest mean tuning score", values, scores)
     from evalkit import chs
+    runs = chs.stage_runs(runs)  # used runs + diverged ones (CHS scores them 0, as the paper does)
     chosen = chs.select_chs(runs)
     for alg in study.algorithms:
         setting = chosen[alg.name]

@@ -492,7 +492,7 @@ def hyperparameter_sensitivity(table: pd.DataFrame, hyperparameters=None, reps: 
             notes.append(f"{a}: analysed {','.join(hps[a][0]) or 'none'}; {','.join(hps[a][1])} held at the "
                          f"cross-env best setting (the tuning curve's last point tunes only the analysed ones)")
         results.append(_summarise(a, L, point[a], bs, hps[a][0], confidence))
-    method = (f"Adkins et al. 2024: {'5th/95th percentile normalization per env, ' if normalize else ''}"
+    method = (f"Adkins et al. 2024: {'5th/95th percentile normalization per env (pooled over every compared algorithm by definition: an algorithm`s scores depend on which algorithms are compared), ' if normalize else ''}"
               f"per-env vs cross-env tuned score, {int(target_fraction * 100)}% dimensionality; "
               f"percentile bootstrap over runs within (algorithm, setting, env)")
     bnd = {e: (float(lo), float(hi)) for e, (lo, hi) in zip(L.envs, bounds[0])} if normalize else {}
