@@ -209,11 +209,19 @@ def _declared_ranges(study: Study, alg: str) -> dict[str, tuple[float, float, bo
     return out
 
 
-def _agent_limits(study: Study, alg: str) -> dict[str, tuple]:
-    """The allowed (low, high) of each hyperparameter, as the agent declares them."""
+def _agent_limits(study: Study, alg: str, runs: pd.DataFrame | None = None) -> dict[str, tuple]:
+    """The allowed (low, high) of each hyperparameter, as the agent declares them (the agent named in
+    the study file, or in the stored runs of a results folder read without its study file)."""
+    from evalkit import registry
     try:
-        from evalkit import registry
-        info = registry.resolve_agent(study.algorithm(alg).agent)
+        agent = study.algorithm(alg).agent if study is not None else "imported"
+    except StopIteration:
+        agent = "imported"
+    if agent == "imported" and runs is not None and "agent" in runs.columns:
+        named = runs.loc[runs["algorithm"] == alg, "agent"].dropna().unique()
+        agent = str(named[0]) if len(named) == 1 else agent
+    try:
+        info = registry.resolve_agent(agent)
     except Exception:  # imported data or command agents: no declared limits
         return {}
     return {n: (h.low, h.high) for n, h in info.hyperparameters.items()}
@@ -232,7 +240,7 @@ def _rule_edge(runs: pd.DataFrame, algorithms: list[str], study: Study | None = 
         if not best or not declared:
             out.append(Finding(a, "edge", "pass", "no numeric hyperparameter swept over a range (>= 3 values)"))
             continue
-        limits = _agent_limits(study, a) if study is not None else {}
+        limits = _agent_limits(study, a, runs)
         edges = []
         for env, row in best.items():
             for k, (lo, hi, log) in declared.items():
@@ -367,8 +375,9 @@ def audit(study: Study, study_dir: Path, reps: int = 1000, seed: int = 0, result
     curves, notes = _curves(curve_runs, algorithms, reps, seed)
     if halving:
         b0 = res.catalog.loc[res.catalog["rung"] == 0, "budget"]
+        span = f"{int(b0.min()):,}" if b0.min() == b0.max() else f"{int(b0.min()):,}-{int(b0.max()):,}"
         notes.insert(0, f"expected-max curves compare every setting at successive-halving rung 0 "
-                        f"({int(b0.min()):,}-{int(b0.max()):,} env steps), the one budget every setting ran; the "
+                        f"({span} env steps), the one budget every setting ran; the "
                         f"other rules use the full budget (settings stopped earlier: stopped-at-rung)")
     findings = (_rule_budget(budgets) + _rule_search_space(runs, algorithms) + _rule_seeds(runs, algorithms)
                 + _rule_edge(runs, algorithms, study) + _rule_runs(runs, algorithms) + _rule_budget_curve(curves, algorithms))

@@ -70,7 +70,10 @@ def run_scores(table: pd.DataFrame, metric: str = "auc", mode: str = "train", ca
         out["used"] = ~out["diverged"] & np.isfinite(out["score"].to_numpy(float))
         out["reason"] = np.where(out["used"], "", np.where(out["diverged"], "diverged", "no-episode"))
     else:
-        out = _from_catalog(catalog, scored, rung)
+        # a canonical row order, whatever order the catalog was built in (study file or results folder):
+        # the bootstraps downstream draw by position, so the same runs give the same answer
+        out = _from_catalog(catalog, scored, rung).sort_values(
+            ["algorithm", "env", "phase", "setting", "seed_index", "run_id"], kind="stable")
     hp_cols = sorted(c for c in out.columns if c.startswith("hp."))
     extra = [c for c in ("budget", "rung") if c in out.columns]
     cols = [c for c in RUN_KEYS if c in out.columns] + extra + hp_cols + SCORE_COLUMNS

@@ -59,7 +59,7 @@ class StudyResults:
         ep = self.episodes
         if phase is not None and len(ep):
             ep = ep[ep["phase"] == phase]
-        return metrics.run_scores(ep, metric or self.study.metric, mode=mode, catalog=_with_rungs(cat), rung=rung)
+        return metrics.run_scores(ep, metric or self.study.metric, mode=mode, catalog=cat, rung=rung)
 
     @property
     def empty(self) -> bool:
@@ -74,7 +74,7 @@ def load_catalog(study: Study, study_dir: Path) -> tuple[pd.DataFrame, pd.DataFr
     index = store.stored_index(study_dir)
     failures = store.read_failures(study_dir)
     cat, orphans = catalog_mod.build(study, study_dir, index, failures)
-    return cat, index, failures, orphans
+    return _with_rungs(cat), index, failures, orphans
 
 
 def load(study: Study, study_dir: Path) -> StudyResults:
