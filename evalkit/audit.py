@@ -237,8 +237,12 @@ def _rule_edge(runs: pd.DataFrame, algorithms: list[str], study: Study | None = 
         if not declared:
             declared = {k: (float(v[0]), float(v[-1]), False) for k, v in _swept(runs, a).items()
                         if len(v) >= 3 and all(_numeric(x) for x in v)}
-        if not best or not declared:
+        if not declared:
             out.append(Finding(a, "edge", "pass", "no numeric hyperparameter swept over a range (>= 3 values)"))
+            continue
+        if not best:
+            out.append(Finding(a, "edge", "pass", "no best setting: every setting has a diverged or no usable run "
+                               "in every env (divergence policy)"))
             continue
         limits = _agent_limits(study, a, runs)
         edges = []

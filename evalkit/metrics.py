@@ -112,14 +112,15 @@ def _episode_scores(table: pd.DataFrame, name: str, fraction: float, mode: str) 
 
 def _from_catalog(catalog: pd.DataFrame, scored: pd.DataFrame, rung: int | None) -> pd.DataFrame:
     """Left join of the episode scores onto the catalog, reasons by precedence (accounting.REASONS)."""
-    cat = catalog.reset_index(drop=True)
+    cat = catalog.reset_index(drop=True).astype({"run_id": str})
     keep = [c for c in ("run_id", "score", "diverged", "n_episodes", "fallback") if c in scored.columns]
+    scored = scored.astype({"run_id": str})  # an empty episode table has a float run_id column
     out = cat.drop(columns=[c for c in ("score", "n_episodes", "fallback", "diverged") if c in cat.columns]
                    ).merge(scored[keep], on="run_id", how="left", validate="one_to_one")
     status = out["status"].astype(str) if "status" in out.columns else pd.Series("done", index=out.index)
     flag = out["diverged_flag"].fillna(False).astype(bool) if "diverged_flag" in out.columns else False
     out["diverged"] = (out["diverged"].astype("boolean").fillna(False).astype(bool) | flag) & (status == "done")
-    out["n_episodes"] = out["n_episodes"].fillna(0).astype(int)
+    out["n_episodes"] = pd.to_numeric(out["n_episodes"]).fillna(0).astype(int)
     out["fallback"] = out["fallback"].astype("boolean").fillna(False).astype(bool)
     out["score"] = out["score"].astype(float)
     stopped = pd.Series(False, index=out.index)
