@@ -160,4 +160,4 @@ def test_report_tables_survive_diverged_runs(write_study, tmp_path):
     row = [ln for ln in md.splitlines() if ln.startswith("| b | CartPole-v1 | 4 | 5 | 1 diverged | 1 |")]
     assert row, "diverged run counted and left out"
     assert "1 diverged runs" in md
-    assert np.isfinite(pd.read_parquet(next((tmp_path / "simple").rglob("*.parquet")))["return"]).any()
+    assert np.isfinite(pd.read_parquet(next((tmp_path / "simple" / "runs").rglob("*.parquet")))["return"]).any()

@@ -16,7 +16,6 @@ from typing import Callable, Mapping
 import numpy as np
 from scipy import stats as sps
 
-from evalkit import seeding
 from evalkit.stats import aggregates as agg
 from evalkit.stats.inputs import as_score_dict, check_confidence, check_reps
 from evalkit.stats.results import Estimate
@@ -120,8 +119,8 @@ def interval_estimates(scores_dict: Mapping[str, np.ndarray], aggregate: str | C
     "mean", "median", "optimality_gap" (gamma = 1), a callable on a (runs, tasks) matrix, or a
     list of names (then the result is ``{algorithm: {name: Estimate}}`` and the aggregates share
     their resamples); ``method``: "percentile" (rliable's default) or "bca". Each algorithm gets
-    its own random stream, ``SeedSequence`` derived from (``seed``, the algorithm's name), so adding,
-    removing or renaming another algorithm does not change its interval. Returns ``{algorithm: Estimate}`` for a single aggregate.
+    its own stream of the generator seeded by ``seed``, so adding an algorithm does not change the
+    others' intervals. Returns ``{algorithm: Estimate}`` for a single aggregate.
     """
     scores = as_score_dict(scores_dict, nan_policy=nan_policy)
     reps, confidence = check_reps(reps), check_confidence(confidence)
@@ -134,11 +133,10 @@ def interval_estimates(scores_dict: Mapping[str, np.ndarray], aggregate: str | C
             raise ValueError(f"aggregate: expected one of {list(agg.AGGREGATES)} or a callable, found {a!r}")
         if several and not isinstance(a, str):
             raise ValueError("aggregate: a list must hold aggregate names")
+    streams = np.random.SeedSequence(seed).spawn(len(scores))
     out = {}
-    for alg, x in sorted(scores.items()):
-        # one stream per algorithm, derived from its NAME (not its sort position): adding or removing
-        # another algorithm never changes this one's resamples
-        rng = np.random.default_rng(seeding.derive(seed, "interval_estimates", alg))
+    for (alg, x), ss in zip(sorted(scores.items()), streams):
+        rng = np.random.default_rng(ss)
         boots = (bootstrap_distribution(x, tuple(names), reps, rng, chunk) if several
                  else [bootstrap_distribution(x, names[0], reps, rng, chunk)])
         row = {}
