@@ -241,8 +241,8 @@ def build(study: Study, study_dir: Path, index: pd.DataFrame,
         cat["stale"] = False
     else:
         cat["stale"] = (done & (hit["agent_hash"].to_numpy() != planned["_hash"].to_numpy())).to_numpy()
-    cat["n_episodes"] = np.where(done, hit["n_episodes"].fillna(0).to_numpy(), 0).astype("int64")
-    cat["n_eval_episodes"] = np.where(done, hit["n_eval_episodes"].fillna(0).to_numpy(), 0).astype("int64")
+    cat["n_episodes"] = np.where(done, hit["n_episodes"].astype(float).fillna(0).to_numpy(), 0).astype("int64")
+    cat["n_eval_episodes"] = np.where(done, hit["n_eval_episodes"].astype(float).fillna(0).to_numpy(), 0).astype("int64")
     cat["diverged_flag"] = (done & (hit["status"].to_numpy() == "diverged")).to_numpy()
     for c in ("seed_index", "seed", "budget", "rung"):
         cat[c] = cat[c].astype("int64")

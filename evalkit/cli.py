@@ -103,14 +103,16 @@ def cmd_status(args: argparse.Namespace) -> int:
 
 
 def cmd_report(args: argparse.Namespace) -> int:
-    from evalkit import report
+    from evalkit import report, results
     study, study_dir = _study_dir(args)
-    text = report.text_report(study, study_dir, reps=args.reps, seed=args.seed)
+    loaded = results.load(study, study_dir)  # one load per command, handed to every part of the report
+    text = report.text_report(study, study_dir, reps=args.reps, seed=args.seed, results=loaded)
     print(text)
     if args.text_only or text.endswith("(run 'evalkit run' first)"):
         return 0
     paths = report.write_report(study, study_dir, args.out, reps=args.reps, seed=args.seed,
-                                figures=not args.no_figures, latex=args.latex, formats=_formats(args.format))
+                                figures=not args.no_figures, latex=args.latex, formats=_formats(args.format),
+                                results=loaded)
     for p in paths:
         print(f"written: {p}")
     if not args.no_figures:
@@ -127,10 +129,10 @@ def _formats(text: str) -> tuple[str, ...]:
 
 
 def cmd_plot(args: argparse.Namespace) -> int:
-    from evalkit import figures
+    from evalkit import figures, results
     study, study_dir = _study_dir(args)
     kinds = figures.KINDS if args.kind == "all" else tuple(k.strip() for k in args.kind.split(",") if k.strip())
-    data = figures.load(study, study_dir)
+    data = figures.load(study, study_dir, results=results.load(study, study_dir))
     built = figures.build(data, kinds, size=args.size, reps=args.reps, seed=args.seed)
     if not built:
         raise EvalkitError(f"{study_dir}: none of the requested figures ({', '.join(kinds)}) applies to the "
@@ -269,9 +271,9 @@ def cmd_chs(args: argparse.Namespace) -> int:
 
 
 def cmd_audit(args: argparse.Namespace) -> int:
-    from evalkit import audit
+    from evalkit import audit, results
     study, study_dir = _study_dir(args)
-    result = audit.audit(study, study_dir, reps=args.reps, seed=args.seed)
+    result = audit.audit(study, study_dir, reps=args.reps, seed=args.seed, results=results.load(study, study_dir))
     out = _analysis_dir(study_dir)
     _write_table(result.table(), out / "audit")
     if len(result.curves):
@@ -282,10 +284,11 @@ def cmd_audit(args: argparse.Namespace) -> int:
 
 
 def cmd_compare(args: argparse.Namespace) -> int:
-    from evalkit import compare
+    from evalkit import compare, results
     study, study_dir = _study_dir(args)
     a, b = args.algorithms
-    result = compare.compare(study, study_dir, a, b, reps=args.reps, seed=args.seed)
+    result = compare.compare(study, study_dir, a, b, reps=args.reps, seed=args.seed,
+                             results=results.load(study, study_dir))
     out = _analysis_dir(study_dir)
     _write_table(result.per_env.astype(str), out / f"compare_{a}_vs_{b}")
     _write_table(result.aggregate, out / f"compare_{a}_vs_{b}_aggregate")

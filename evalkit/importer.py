@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import json
 import math
+import time
 import zipfile
 from pathlib import Path
 from typing import Any
@@ -120,7 +121,9 @@ def matrices_to_long(arrays: dict[str, np.ndarray], tasks: list[str]) -> pd.Data
 
 
 def import_table(df: pd.DataFrame, name: str, root: Path, source: str) -> int:
-    """Write one run file per (algorithm, env, phase, run, setting). Returns the number of runs."""
+    """Store one run per (algorithm, env, phase, run, setting) as compacted partition files with their
+    catalog rows (:func:`evalkit.store.write_imported`): one atomic unit for a new study folder,
+    vectorised over the table (no per-run Python loop over rows). Returns the number of runs."""
     if not spec.NAME_RE.match(name) or ".." in name:
         raise EvalkitError(f"--name: expected a name of letters, digits, '_', '-', '.', found {name!r}")
     study_dir = Path(root) / name
@@ -129,25 +132,68 @@ def import_table(df: pd.DataFrame, name: str, root: Path, source: str) -> int:
         bad = [v for v in df[c].astype(str).unique() if not spec.NAME_RE.match(v) or ".." in v]
         if bad:
             raise EvalkitError(f"{source}: column {c!r}: expected names of letters, digits, '_', '-', '.', found {bad[0]!r}")
-    n = 0
+    if df.empty:
+        return 0
+    episodes, runs = runs_of_table(df, name, hp_cols)
+    return store.write_imported(study_dir, episodes, runs, {"source": source, "versions": store.versions()})
+
+
+def runs_of_table(df: pd.DataFrame, name: str, hp_cols: list[str]) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """The validated long table as (episode rows with run constants, one row per run)."""
     keys = ["algorithm", "env", "phase", "run", *hp_cols]
-    for key, g in df.groupby(keys, sort=True, dropna=False):
-        alg, env, phase, run = key[:4]
-        config = {c[3:]: _plain(v) for c, v in zip(hp_cols, key[4:]) if not _isnan(v)}
-        setting = spec.setting_id(config)
-        run_index = int(run)
-        run_id = seeding.short_hash(spec.canonical_json({"imported": name, "algorithm": alg, "env": env,
-                                                         "phase": phase, "run": run_index, "config": config}))
-        rows = [{"mode": r["mode"], "step": int(r["step"]), "episode": k, "return": float(r["return"]),
-                 "length": int(r.get("length", 0) or 0)} for k, (_, r) in enumerate(g.sort_values("step").iterrows())]
-        meta = {"run_id": run_id, "study": name, "algorithm": alg, "agent": "imported", "env": env, "env_id": env,
-                "phase": phase, "seed_index": run_index, "seed": run_index, "setting": setting,
-                "setting_values": config, "config": config, "steps": int(g["step"].max()),
-                "status": "diverged" if not np.isfinite(g["return"].astype(float)).all() else "complete",
-                "agent_hash": "imported", "source": source, "versions": store.versions()}
-        store.write_run(study_dir, meta, rows)
-        n += 1
-    return n
+    df = df.reset_index(drop=True)
+    gid = df.groupby(keys, sort=True, dropna=False).ngroup().to_numpy()
+    order = np.lexsort((df["step"].to_numpy(float), gid))  # stable: ties keep the file's order
+    df, gid = df.iloc[order].reset_index(drop=True), gid[order]
+    first = np.r_[0, np.flatnonzero(np.diff(gid)) + 1]
+    heads = df.iloc[first]
+    # one config per distinct hyperparameter combination (few), values typed as the old per-run path did
+    combos = heads[hp_cols].astype(object).where(heads[hp_cols].notna(), np.nan) if hp_cols else None
+    combo_key = (combos.astype(str).agg("\x1f".join, axis=1) if hp_cols else pd.Series([""] * len(heads)))
+    configs: dict[str, dict] = {}
+    for k, row in zip(combo_key, combos.itertuples(index=False) if hp_cols else [()] * len(heads)):
+        if k not in configs:
+            configs[k] = {c[3:]: _plain(v) for c, v in zip(hp_cols, row) if not _isnan(v)}
+    cfg_json = {k: spec.canonical_json(c) for k, c in configs.items()}
+    setting = {k: spec.setting_id(c) for k, c in configs.items()}
+    run_index = heads["run"].astype(float).astype(np.int64).to_numpy()
+    q = json.dumps
+    run_ids = [seeding.short_hash(f'{{"algorithm":{q(a)},"config":{cfg_json[k]},"env":{q(e)},"imported":{q(name)},'
+                                  f'"phase":{q(p)},"run":{r}}}')
+               for a, e, p, r, k in zip(heads["algorithm"], heads["env"], heads["phase"], run_index, combo_key)]
+    ret = df["return"].to_numpy(float)
+    n_rows = np.diff(np.r_[first, len(df)])
+    is_eval = (df["mode"] == "eval").to_numpy()
+    runs = pd.DataFrame({
+        "run_id": run_ids, "algorithm": heads["algorithm"].to_numpy(), "agent": "imported",
+        "env": heads["env"].to_numpy(), "phase": heads["phase"].to_numpy(), "seed_index": run_index,
+        "seed": run_index, "setting": [setting[k] for k in combo_key],
+        "budget": np.maximum.reduceat(df["step"].to_numpy(np.int64), first),
+        "status": np.where(np.logical_and.reduceat(np.isfinite(ret), first), "complete", "diverged"),
+        "agent_hash": "imported", "config": [cfg_json[k] for k in combo_key], "written_at": time.time(),
+        "n_eval_episodes": np.add.reduceat(is_eval.astype(np.int64), first)})
+    runs["n_episodes"] = n_rows - runs["n_eval_episodes"]
+    # two groups that name the same run (e.g. hp "1" and "1.0"): the later one is kept, as before
+    dup = runs["run_id"].duplicated(keep="last").to_numpy()
+    length = df["length"].fillna(0).to_numpy(np.int64) if "length" in df.columns else np.zeros(len(df), np.int64)
+    episodes = pd.DataFrame({
+        "algorithm": df["algorithm"].to_numpy(), "env": df["env"].to_numpy(), "mode": df["mode"].to_numpy(),
+        "step": df["step"].to_numpy(np.int64), "episode": np.arange(len(df)) - np.repeat(first, n_rows),
+        "return": ret, "length": length,
+        "run_id": np.repeat(np.asarray(run_ids, dtype=object), n_rows), "phase": df["phase"].to_numpy(),
+        "seed_index": np.repeat(run_index, n_rows), "seed": np.repeat(run_index, n_rows),
+        "setting": np.repeat(runs["setting"].to_numpy(), n_rows)})
+    for c in hp_cols:
+        values = {k: store._hp_value(configs[k].get(c[3:], np.nan)) for k in configs}
+        col = pd.Series([values[k] for k in combo_key], dtype=object)
+        col = col.infer_objects()
+        if col.dtype == object and col.dropna().map(type).nunique() > 1:
+            col = col.map(lambda v: v if v is None or _isnan(v) else str(v))  # mixed types: stored as text
+        episodes[c] = np.repeat(col.to_numpy(), n_rows)
+    if dup.any():
+        episodes = episodes[~np.repeat(dup, n_rows)]
+        runs = runs[~dup]
+    return episodes, runs.reset_index(drop=True)
 
 
 def _plain(v: Any) -> Any:

@@ -15,6 +15,7 @@ import importlib
 import importlib.metadata
 import importlib.util
 import inspect
+import os
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
@@ -44,7 +45,7 @@ class AgentInfo:
         return hyperparameters(self.config_cls) if self.config_cls is not None else {}
 
 
-def _module_sources(module_name: str, seen: set[str]) -> list[bytes]:
+def _module_sources(module_name: str, seen: set[str], files: list[str] | None = None) -> list[bytes]:
     """Source bytes of a module and of every ``agents.*`` module it imports, recursively (``import
     agents.x``, ``from agents.x import y`` and ``from agents import x`` for a submodule ``x``)."""
     if module_name in seen:
@@ -57,6 +58,8 @@ def _module_sources(module_name: str, seen: set[str]) -> list[bytes]:
     if spec is None or spec.origin is None or not spec.origin.endswith(".py"):
         return []
     src = Path(spec.origin).read_bytes()
+    if files is not None:
+        files.append(spec.origin)
     out = [module_name.encode() + b"\0" + src]
     for node in ast.walk(ast.parse(src)):
         names = []
@@ -67,16 +70,38 @@ def _module_sources(module_name: str, seen: set[str]) -> list[bytes]:
             names = [a.name for a in node.names]
         for name in names:
             if name == "agents" or name.startswith("agents."):
-                out += _module_sources(name, seen)
+                out += _module_sources(name, seen, files)
     return out
+
+
+#: ``{module: (((path, mtime_ns, size), ...), hash)}``: a worker resolves its agent once per run, and
+#: parsing every source file each time cost ~0.1 s per run (issue 18); any changed file recomputes
+_HASHES: dict[str, tuple[tuple, str]] = {}
+
+
+def _stamp(files: list[str]) -> tuple:
+    out = []
+    for f in files:
+        try:
+            st = os.stat(f)
+            out.append((f, st.st_mtime_ns, st.st_size))
+        except OSError:
+            out.append((f, None, None))
+    return tuple(out)
 
 
 def source_hash(module_name: str) -> str:
     """16 hex digits of sha256 over the agent module's source and its in-project imports."""
+    cached = _HASHES.get(module_name)
+    if cached is not None and _stamp([f for f, _, _ in cached[0]]) == cached[0]:
+        return cached[1]
     h = hashlib.sha256()
-    for chunk in sorted(_module_sources(module_name, set())):
+    files: list[str] = []
+    for chunk in sorted(_module_sources(module_name, set(), files)):
         h.update(chunk)
-    return h.hexdigest()[:16]
+    digest = h.hexdigest()[:16]
+    _HASHES[module_name] = (_stamp(files), digest)
+    return digest
 
 
 def _from_module(name: str, module_name: str, kind: str) -> AgentInfo:

@@ -47,9 +47,11 @@ def score_table(runs: pd.DataFrame, reps: int = 10_000, confidence: float = 0.95
                                        "excluded"])
 
 
-def text_report(study: Study, study_dir: Path, reps: int = 10_000, seed: int = 0) -> str:
-    """The plain-text report printed by ``evalkit report``."""
-    runs = run_table(study, study_dir)
+def text_report(study: Study, study_dir: Path, reps: int = 10_000, seed: int = 0, results=None) -> str:
+    """The plain-text report printed by ``evalkit report`` (``results``: the command's one load)."""
+    from evalkit import results as results_mod
+    results = results_mod.ensure(results, study, study_dir)
+    runs = run_table(study, study_dir, results=results)
     if runs.empty or not (runs["reason"] != "missing").any():
         return f"{study.name}: no completed evaluation runs in {study_dir} yet (run 'evalkit run' first)"
     table = score_table(runs, reps=reps, seed=seed)
@@ -62,18 +64,16 @@ def text_report(study: Study, study_dir: Path, reps: int = 10_000, seed: int = 0
             div = f" of {r['planned']} planned (excluded: {r['excluded']})" if r["excluded"] else ""
             lines.append(f"  {r['algorithm']:>20s}  mean {r['mean']:9.2f} {ci}  IQM {r['iqm']:9.2f}  n={r['n']}{div}")
         lines.append("")
-    lines += _tuning_lines(study, study_dir)
+    lines += _tuning_lines(study, study_dir, results)
     return "\n".join(lines)
 
 
-def _tuning_lines(study: Study, study_dir: Path) -> list[str]:
+def _tuning_lines(study: Study, study_dir: Path, results) -> list[str]:
     """For a tuned study: each algorithm's tuning budget and the setting chosen per env."""
-    from evalkit import selection
-    chosen = selection.load_selection(study_dir) if study.tuning else None
+    chosen = results.selection if study.tuning else None
     if not chosen:
         return []
-    from evalkit import results as results_mod
-    cat = results_mod.load_catalog(study, study_dir)[0]
+    cat = results.catalog
     # the budget is the sum over what actually ran: every stored tuning run, every halving rung
     tune = cat[(cat["phase"] == "tune") & (cat["status"] == "done")]
     lines = [f"tuning ({study.tuning.search} search, {chosen['method']}):"]
@@ -275,15 +275,18 @@ def _warnings(data, status: pd.DataFrame) -> list[str]:
 
 
 def build_report(study: Study, study_dir: Path, out: Path | None = None, reps: int = 10_000, seed: int = 0,
-                 figures: bool = True, formats=("pdf", "png"), size: str = "double"):
+                 figures: bool = True, formats=("pdf", "png"), size: str = "double", results=None):
     """The report of a study (complete or partial) as a :class:`evalkit.document.Document`, with its
-    figures written to ``out/figures``. Returns (document, {figure: paths})."""
+    figures written to ``out/figures``. Returns (document, {figure: paths}). ``results``: the
+    command's one load (:func:`evalkit.results.load`); loaded here when not given."""
     from evalkit import figures as figs_mod
+    from evalkit import results as results_mod
     from evalkit.document import Document
     from evalkit.status import study_status
     out = Path(out or study_dir)
-    data = figs_mod.load(study, study_dir)
-    status = study_status(study, study_dir)
+    results = results_mod.ensure(results, study, study_dir)
+    data = figs_mod.load(study, study_dir, results=results)
+    status = study_status(study, study_dir, results=results)
     doc = Document(f"evalkit report: {study.name}")
     doc.heading("Study")
     ev = (f"evaluation every {study.evaluation.every:,} steps, {study.evaluation.episodes} episodes"
@@ -320,7 +323,7 @@ def build_report(study: Study, study_dir: Path, out: Path | None = None, reps: i
             doc.table(_aggregate_table(scores, reps, seed),
                       f"Aggregates over runs and envs of {data.normalization}; 95% stratified-bootstrap CIs "
                       f"(Agarwal et al. 2021); raw returns of different envs are never pooled", "aggregates")
-    audit_warnings = _tuning_sections(doc, study, study_dir, data, reps, seed)
+    audit_warnings = _tuning_sections(doc, study, study_dir, data, reps, seed, results)
     written = {}
     if figures:
         built = figs_mod.build(data, size=size, reps=min(reps, 2_000), seed=seed)
@@ -366,7 +369,7 @@ def tuned_results_table(chosen: dict, budgets: pd.DataFrame | None, data, reps: 
     return pd.DataFrame(rows)
 
 
-def _tuning_sections(doc, study: Study, study_dir: Path, data, reps: int, seed: int) -> list[str]:
+def _tuning_sections(doc, study: Study, study_dir: Path, data, reps: int, seed: int, results=None) -> list[str]:
     """Tuning (budget and chosen hyperparameters), audit, sensitivity and CHS, when the study has them.
     Returns warnings for the audit's warn and fail verdicts."""
     from evalkit import audit, selection, sensitivity
@@ -374,7 +377,7 @@ def _tuning_sections(doc, study: Study, study_dir: Path, data, reps: int, seed: 
     warned = []
     if study.tuning:
         doc.heading("Tuning")
-        chosen = selection.load_selection(study_dir)
+        chosen = results.selection if results is not None else selection.load_selection(study_dir)
         try:
             result = audit.audit(study, study_dir, reps=min(reps, 1_000), seed=seed, results=data.results)
         except EvalkitError as exc:
@@ -424,7 +427,7 @@ def _tuning_sections(doc, study: Study, study_dir: Path, data, reps: int, seed: 
 
 
 def write_report(study: Study, study_dir: Path, out: Path | None = None, reps: int = 10_000, seed: int = 0,
-                 figures: bool = True, latex: bool = False, formats=("pdf", "png")) -> list[Path]:
+                 figures: bool = True, latex: bool = False, formats=("pdf", "png"), results=None) -> list[Path]:
     """Write report.md and report.html (self-contained) to ``out`` (default: the study's results
     folder), figures to ``out/figures``, and with ``latex`` the tables as booktabs in report_tables.tex.
     Each file is written to a temporary name and renamed. Returns the report files written."""
@@ -432,7 +435,8 @@ def write_report(study: Study, study_dir: Path, out: Path | None = None, reps: i
     from evalkit import document
     out = Path(out or study_dir)
     out.mkdir(parents=True, exist_ok=True)
-    doc, _ = build_report(study, study_dir, out, reps=reps, seed=seed, figures=figures, formats=formats)
+    doc, _ = build_report(study, study_dir, out, reps=reps, seed=seed, figures=figures, formats=formats,
+                          results=results)
     texts = {"report.md": document.to_markdown(doc), "report.html": document.to_html(doc)}
     if latex:
         texts["report_tables.tex"] = document.to_latex(doc)

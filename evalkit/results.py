@@ -108,3 +108,9 @@ def _with_rungs(cat: pd.DataFrame) -> pd.DataFrame:
     rank = cat[tune].groupby(["algorithm", "env"])["budget"].rank(method="dense").astype("int64") - 1
     cat.loc[tune, "rung"] = rank
     return cat
+
+
+def ensure(results: StudyResults | None, study: Study, study_dir: Path) -> StudyResults:
+    """``results`` when the caller loaded them already (one load per command), else a fresh load
+    (library callers that pass only a study and its folder)."""
+    return results if results is not None else load(study, study_dir)

@@ -23,7 +23,7 @@ from typing import Callable, Iterable
 
 from tqdm import tqdm
 
-from evalkit import catalog, spec, store, worker
+from evalkit import catalog, packing, spec, store, worker
 from evalkit.errors import EvalkitError
 from evalkit.spec import Run, Study
 
@@ -50,6 +50,7 @@ class Options:
     rerun_stale: bool = False
     progress: bool = True
     dashboard: bool = False
+    pack: int | None = None  # runs per Ray task for many short runs (None: automatic; 1: never)
 
 
 @dataclass
@@ -61,6 +62,7 @@ class Summary:
     failed: list[str] = field(default_factory=list)
     orphans: int = 0
     selection: dict | None = None
+    lost_packs: int = 0  # packs of short runs whose task died; their runs were retried one by one
 
     @property
     def ok(self) -> bool:
@@ -155,6 +157,8 @@ class _Execution:
 
     def record(self, unit: Unit, outcomes: list[worker.Outcome], bar: tqdm, queue: collections.deque) -> None:
         """Store a unit's successful runs; a failed unit is retried whole (a batch is atomic)."""
+        if isinstance(unit, packing.Pack):  # many single runs in one task: recorded run by run
+            return packing.record_pack(self, unit, outcomes, bar, queue)
         key = tuple(r.run_id for r in unit)
         self.attempts[key] += 1
         if all(o.ok for o in outcomes):
@@ -193,6 +197,7 @@ class _Execution:
         remote_fresh = ray.remote(max_retries=0, max_calls=1)(worker.execute_unit)
         cluster_cpus = int(ray.cluster_resources().get("CPU", self.opt.workers))
         capacity = max(1, cluster_cpus if self.opt.address else min(self.opt.workers, cluster_cpus))
+        capacity *= 2 if any(isinstance(u, packing.Pack) for u in units) else 1  # next pack queued: no idle worker
         queue = collections.deque(units)
         pending: dict = {}
         # timeouts count from a unit's start, which the worker marks with a file; on an external
@@ -296,7 +301,7 @@ def execute_runs(runs: list[Run], study_dir: Path, options: Options, summary: Su
             ex.serial(units, bar)
         else:
             init_ray(options)
-            ex.ray(units, bar)
+            ex.ray(packing.make_packs(units, options.workers, options.pack), bar)
 
 
 def run_study(study: Study, root: str | Path = "results", options: Options = Options()) -> Summary:

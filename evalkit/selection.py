@@ -102,5 +102,5 @@ def select(study: Study, study_dir: Path, results=None) -> Selection:
 
 
 def load_selection(study_dir: Path) -> dict | None:
-    path = Path(study_dir) / "selection.json"
-    return json.loads(path.read_text()) if path.exists() else None
+    from evalkit.catalog import read_selection
+    return read_selection(study_dir)

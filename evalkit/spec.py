@@ -727,24 +727,24 @@ def study_from_store(study_dir: str | Path) -> Study:
     """
     from evalkit import store
     study_dir = Path(study_dir)
-    stored = store.scan(study_dir, repair=False)
-    if not stored:
+    index = store.stored_index(study_dir)
+    if index.empty:
         raise EvalkitError(f"{study_dir}: expected a study file or a results folder with stored runs, found none")
     info = {}
     if (study_dir / "study.json").exists():
         info = json.loads((study_dir / "study.json").read_text())
-    metas = [s.meta for s in stored.values()]
-    envs = tuple(EnvSpec(e, e, max(int(m.get("steps", 1)) for m in metas if m["env"] == e))
-                 for e in sorted({m["env"] for m in metas}))
+    budgets = index.groupby("env")["budget"].max().clip(lower=1)
+    envs = tuple(EnvSpec(e, e, int(budgets[e])) for e in sorted(budgets.index))
     algs = []
-    for a in sorted({m["algorithm"] for m in metas}):
+    # one parse per distinct config: a sweep has few settings and many runs
+    configs = index.drop_duplicates(["algorithm", "config"])
+    for a in sorted(index["algorithm"].unique()):
         values: dict[str, set] = {}
-        for m in metas:
-            if m["algorithm"] == a:
-                for k, v in (m.get("setting_values") or {}).items():
-                    values.setdefault(k, set()).add(canonical_json(v))
+        for text in configs.loc[configs["algorithm"] == a, "config"]:
+            for k, v in json.loads(text).items():
+                values.setdefault(k, set()).add(canonical_json(v))
         sweep = tuple(Axis(k, "grid", tuple(json.loads(v) for v in sorted(vs))) for k, vs in sorted(values.items())
                       if len(vs) > 1)
         algs.append(AlgorithmSpec(a, "imported", {}, sweep, None, {}, Resources()))
-    return Study(study_dir, study_dir.name, 0, max(m["seed_index"] for m in metas) + 1, info.get("metric", "auc"),
+    return Study(study_dir, study_dir.name, 0, int(index["seed_index"].max()) + 1, info.get("metric", "auc"),
                  envs, tuple(algs), None, None, Resources())

@@ -7,7 +7,8 @@ from pathlib import Path
 
 import pandas as pd
 
-from evalkit import catalog, results, spec
+from evalkit import catalog, spec
+from evalkit import results as results_mod
 from evalkit.spec import Study
 
 COLUMNS = ["algorithm", "env", "phase", "planned", "done", "failed", "missing", "stale", "diverged"]
@@ -30,7 +31,7 @@ def load_current(study: Study, study_dir: Path) -> pd.DataFrame:
     every analysis (``evalkit status`` counts them). Imported results are taken whole.
     Prefer :func:`evalkit.results.load`, which returns this table with the catalog beside it.
     """
-    return results.load(study, study_dir).episodes
+    return results_mod.load(study, study_dir).episodes
 
 
 def status_table(cat: pd.DataFrame) -> pd.DataFrame:
@@ -46,10 +47,14 @@ def status_table(cat: pd.DataFrame) -> pd.DataFrame:
     return table[COLUMNS].astype({c: "int64" for c in COLUMNS[3:]})
 
 
-def study_status(study: Study, study_dir: Path) -> pd.DataFrame:
+def study_status(study: Study, study_dir: Path, results: "results_mod.StudyResults | None" = None) -> pd.DataFrame:
     """One row per (algorithm, env, phase) of the runs the study file currently asks for
-    (successive-halving rung runs included: the driver records them when it plans them)."""
-    cat, _index, _failures, orphans = results.load_catalog(study, study_dir)
+    (successive-halving rung runs included: the driver records them when it plans them).
+    Reads only the catalog (no episodes) unless ``results`` were loaded already."""
+    if results is not None:
+        cat, orphans = results.catalog, results.orphans
+    else:
+        cat, _index, _failures, orphans = results_mod.load_catalog(study, study_dir)
     table = status_table(cat)
     if is_imported(study):
         table = table.sort_values(["algorithm", "env", "phase"]).reset_index(drop=True)

@@ -27,6 +27,7 @@ Reading is one multithreaded ``pyarrow.dataset`` scan over the chosen files (:fu
 from __future__ import annotations
 
 import collections
+import functools
 import json
 import os
 import platform
@@ -65,6 +66,11 @@ def failure_path(study_dir: Path, run_id: str) -> Path:
     return Path(study_dir) / "failures" / f"{run_id}.json"
 
 
+def config_json(config: Mapping[str, Any]) -> str:
+    """A run's config as canonical JSON (sorted keys, no whitespace), as the catalog stores it."""
+    return json.dumps(dict(config), sort_keys=True, separators=(",", ":"), ensure_ascii=True, default=str)
+
+
 def _hp_value(v: Any) -> Any:
     return json.dumps(v) if isinstance(v, (list, dict)) else v
 
@@ -87,7 +93,9 @@ def episodes_table(rows: list[Mapping[str, Any]], constants: Mapping[str, Any]) 
     return pa.table(cols)
 
 
+@functools.lru_cache(maxsize=None)
 def git_commit() -> str | None:
+    """The evalkit checkout's commit (once per process: the driver stamps every run file with it)."""
     try:
         out = subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True, timeout=5,
                              cwd=Path(__file__).resolve().parent)
@@ -96,7 +104,23 @@ def git_commit() -> str | None:
         return None
 
 
+@functools.lru_cache(maxsize=None)
+def _versions() -> tuple:
+    import evalkit
+    out = {"evalkit": evalkit.__version__, "python": platform.python_version()}
+    for mod in ("torch", "gymnasium", "numpy"):
+        try:
+            out[mod] = __import__(mod).__version__
+        except ImportError:
+            pass
+    return tuple(out.items())
+
+
 def versions() -> dict[str, str]:
+    return dict(_versions())
+
+
+def _versions_uncached() -> dict[str, str]:
     import evalkit
     out = {"evalkit": evalkit.__version__, "python": platform.python_version()}
     for mod in ("torch", "gymnasium", "numpy"):
@@ -271,7 +295,7 @@ def _meta_row(sr: StoredRun) -> dict[str, Any]:
     return {"run_id": m["run_id"], "algorithm": m["algorithm"], "agent": m.get("agent", ""), "env": m["env"],
             "phase": m["phase"], "seed_index": int(m["seed_index"]), "seed": int(m["seed"]),
             "setting": m.get("setting", ""), "budget": int(m.get("steps", 0)), "status": m.get("status", "complete"),
-            "agent_hash": m.get("agent_hash", ""), "config": json.dumps(m.get("config", {}), sort_keys=True),
+            "agent_hash": m.get("agent_hash", ""), "config": config_json(m.get("config", {})),
             "written_at": float(m.get("written_at", 0.0)), "n_episodes": int(m.get("n_episodes", -1)),
             "n_eval_episodes": int(m.get("n_eval_episodes", -1)), "file": str(sr.path)}
 
@@ -393,7 +417,8 @@ def _part_name() -> str:
     return f"{PART_PREFIX}{time.time_ns():020d}-{os.urandom(4).hex()}"
 
 
-def write_part(study_dir: Path, algorithm: str, env: str, episodes: pa.Table, runs: pd.DataFrame) -> Path:
+def write_part(study_dir: Path, algorithm: str, env: str, episodes: pa.Table, runs: pd.DataFrame,
+               extra_meta: Mapping[str, Any] | None = None) -> Path:
     """Write one compacted file of partition ``(algorithm, env)``: its catalog rows first, then the data.
 
     ``episodes``: the runs' episode rows with the run-file columns (no ``algorithm``/``env``);
@@ -404,7 +429,7 @@ def write_part(study_dir: Path, algorithm: str, env: str, episodes: pa.Table, ru
     rows = runs.assign(file=name, algorithm=algorithm, env=env)[list(INDEX_COLUMNS)]
     _atomic_write_table(pa.Table.from_pandas(rows, preserve_index=False), _catalog_rows_path(study_dir, name))
     meta = {"schema_version": SCHEMA_VERSION, "kind": "compacted", "n_runs": int(len(rows)),
-            "written_at": time.time()}
+            "written_at": time.time(), **(extra_meta or {})}
     episodes = episodes.replace_schema_metadata({META_KEY: json.dumps(meta).encode()})
     path = Path(study_dir) / "runs" / f"algorithm={algorithm}" / f"env={env}" / f"{name}.parquet"
     _atomic_write_table(episodes, path)
@@ -457,7 +482,8 @@ def _episode_counts(table: pa.Table) -> pd.DataFrame:
     return counts.reindex(columns=["train", "eval"], fill_value=0)
 
 
-def write_imported(study_dir: Path, episodes: pd.DataFrame, runs: pd.DataFrame) -> int:
+def write_imported(study_dir: Path, episodes: pd.DataFrame, runs: pd.DataFrame,
+                   extra_meta: Mapping[str, Any] | None = None) -> int:
     """Store imported runs as compacted files (one per partition) with their catalog rows.
 
     ``episodes``: long table with ``algorithm``, ``env`` and the run-file columns (``run_id``,
@@ -480,9 +506,12 @@ def write_imported(study_dir: Path, episodes: pd.DataFrame, runs: pd.DataFrame) 
     try:
         for (alg, env), lo, hi in zip(keys.itertuples(index=False), bounds[:-1], bounds[1:]):
             part_runs = runs[(runs["algorithm"] == alg) & (runs["env"] == env)]
-            write_part(target, alg, env, table.slice(lo, hi - lo), part_runs)
+            write_part(target, alg, env, table.slice(lo, hi - lo), part_runs, extra_meta)
         if fresh:
             os.replace(target, study_dir)
+        else:  # run files of the same runs (an older import) would win over the new compacted files
+            ids = set(runs["run_id"])
+            _drop_files(study_dir, [p for p in loose_files(study_dir) if p.stem in ids])
     except BaseException:
         if fresh:
             shutil.rmtree(target, ignore_errors=True)

@@ -104,6 +104,9 @@ def execute_unit(unit: tuple[Run, ...], in_process: bool = False, started: str |
             fh.write(f"{time.time():.6f}")
     if len(unit) == 1 and unit[0].batch <= 1:
         return [execute(unit[0], in_process)]
+    from evalkit.packing import Pack
+    if isinstance(unit, Pack):  # independent runs, one after another: each fails alone
+        return [execute(r, in_process) for r in unit]
     t0 = time.perf_counter()
     first = unit[0]
     try:
