@@ -396,6 +396,8 @@ def _tuning_sections(doc, study: Study, study_dir: Path, data, reps: int, seed: 
             verdicts = pd.DataFrame(sorted(result.verdicts().items()), columns=["algorithm", "verdict"])
             doc.table(verdicts, "Verdict per algorithm (the worst of its rules)", "verdicts")
             doc.table(result.table(), "Audit rules and their evidence", "audit")
+            if result.notes:  # runs the audit excluded, and the budget its expected-max curves compare at
+                doc.items(list(result.notes))
             for f in result.findings:
                 if f.verdict != "pass":
                     warned.append(f"tuning audit, {f.algorithm}: {f.verdict.upper()} ({f.rule}): {f.evidence}")
@@ -421,6 +423,12 @@ def _tuning_sections(doc, study: Study, study_dir: Path, data, reps: int, seed: 
                     "sensitivity_high", "dimensionality", "important_hyperparameters", "n_settings", "n_runs"]
             doc.heading("Hyperparameter sensitivity", 3)
             doc.table(t[[c for c in keep if c in t]], f"Adkins et al. (2024): {res.method}", "sensitivity")
+            from evalkit import accounting
+            rung = sweep["rung"] if "rung" in sweep.columns else None
+            at = (f"settings compared at successive-halving rung {int(rung.max())} (every setting ran it); "
+                  if rung is not None and (rung >= 0).any() else "")
+            doc.items([f"{at}{accounting.summary_note(sweep, 'runs')}", *accounting.note_lines(sweep),
+                       *res.notes])
         except (EvalkitError, ValueError) as exc:
             doc.text(f"sensitivity not available: {exc}")
     return warned
