@@ -242,3 +242,65 @@ def test_interval_estimates_stream_depends_on_the_algorithm_name_not_its_positio
     alone = stats.interval_estimates({"zzz": z}, "iqm", reps=300, seed=5)["zzz"]
     with_other = stats.interval_estimates({"zzz": z, "aaa": rng.normal(size=(10, 3))}, "iqm", reps=300, seed=5)["zzz"]
     assert (alone.low, alone.high) == (with_other.low, with_other.high)
+
+
+# ------------------------------------------------------------------ defect 1: runs without episodes
+
+def test_a_run_without_episodes_stays_a_row_and_the_report_names_it(write_study, tmp_path):
+    from evalkit import report
+    study, d = _study(write_study, tmp_path, runs=4)
+    # runs at seed indices 0 and 1 of algorithm a finish their budget without one episode
+    write_planned(study, d, lambda r: [] if r.algorithm == "a" and r.seed_index < 2 else rows([1.0, 2.0], 100))
+    text = report.text_report(study, d, reps=200)
+    # before: "n=2" with no note (the two runs vanished: survivorship bias)
+    assert text.count("n=2 of 4 planned (excluded: 2 no-episode)") == 2
+    from evalkit import results
+    runs = results.load(study, d).runs("eval")
+    assert len(runs) == 16 and (runs["reason"] == "no-episode").sum() == 4
+
+
+# ------------------------------------------------------------------ defect 4: successive halving
+
+HALVING = """
+name = "halving"
+seed = 4
+runs = 2
+[envs.CartPole-v1]
+steps = 90
+[algorithms.a]
+agent = "tests.fake_agents:train"
+sweep = { mean = [1.0, 2.0, 3.0], episodes = [3, 9] }
+[algorithms.b]
+agent = "tests.fake_agents:train"
+sweep = { mean = [1.0, 2.0, 3.0] }
+[tuning]
+runs = 2
+select = "cross_env"
+scheduler = "successive_halving"
+eta = 3
+min_steps = 30
+"""
+
+
+def test_successive_halving_rungs_are_complete_runs_everywhere(write_study, tmp_path, capsys):
+    from evalkit import cli, runner, status
+    path = write_study(HALVING)
+    runner.run_study(spec.load_study(path), tmp_path, runner.Options(backend="serial", progress=False))
+    study, d = spec.load_study(path), tmp_path / "halving"
+    table = status.study_status(study, d)
+    tune = table[table["phase"] == "tune"]
+    # before: a 12 planned, 2 done, 10 missing and 32 orphans
+    assert (tune["planned"] == tune["done"]).all() and tune["missing"].sum() == 0 and not table.attrs.get("orphans")
+    budgets = audit.audit(study, d, reps=20).budgets.set_index("algorithm")
+    # a: 6 settings x 2 runs x 30 steps + 2 x 2 x 90 = 720; before: only the last rung, 360 (1 setting)
+    assert budgets.loc["a", "env_steps"] == 6 * 2 * 30 + 2 * 2 * 90 and budgets.loc["a", "settings"] == 6
+    outputs = {}
+    for source in (str(path), str(d)):
+        for cmd in (["chs", "--reps", "50"], ["sensitivity", "--reps", "50"], ["audit", "--reps", "20"]):
+            assert cli.main([cmd[0], source, "--root", str(tmp_path), *cmd[1:]]) == 0
+            outputs[(source, cmd[0])] = "\n".join(ln for ln in capsys.readouterr().out.splitlines()
+                                                  if not ln.startswith("written:"))
+    for cmd in ("chs", "sensitivity", "audit"):  # before: chs from the folder disagreed with the study file
+        assert outputs[(str(path), cmd)] == outputs[(str(d), cmd)], cmd
+    assert "stopped-at-rung" in outputs[(str(path), "chs")]
+    assert "rung 0" in outputs[(str(path), "sensitivity")]
