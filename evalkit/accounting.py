@@ -168,7 +168,8 @@ def check_one_env_or_normalized(runs: pd.DataFrame, what: str, normalized: bool 
 
 
 def score_matrices(runs: pd.DataFrame, score: str = "score", by: str = "label",
-                   envs: Iterable[str] | None = None) -> tuple[dict, list[str], list[str]]:
+                   envs: Iterable[str] | None = None, normalized: bool | None = None
+                   ) -> tuple[dict, list[str], list[str]]:
     """rliable-shaped ``{label: (runs, envs)}`` matrices of the USED runs, the env order, and notes.
 
     Stratified bootstraps and the aggregates (mean, median, IQM, optimality gap, probability of
@@ -177,10 +178,13 @@ def score_matrices(runs: pd.DataFrame, score: str = "score", by: str = "label",
     diverged runs sit at different seeds in different envs keeps every other run (never a row
     dropped because one env's run failed). A label whose envs have unequal numbers of used runs,
     or that lacks an env, is left out with a note naming the counts (never silently).
-    ``score`` must be on a common (normalized) scale when there are several envs.
+    ``score`` must be on a common (normalized) scale when there are several envs: ``normalized``
+    (default: true unless ``score`` is the raw ``"score"`` column) declares it; raw returns of several
+    envs are refused (one-line error).
     """
     _check(runs)
     envs = sorted(set(map(str, runs["env"]))) if envs is None else list(envs)
+    check_one_env_or_normalized(runs, "cross-env aggregates", score != "score" if normalized is None else normalized)
     out, notes = {}, []
     for name, g in runs.groupby(by, sort=True):
         ok = g[g["used"].astype(bool) & g[score].notna()]

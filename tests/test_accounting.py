@@ -304,3 +304,13 @@ def test_successive_halving_rungs_are_complete_runs_everywhere(write_study, tmp_
         assert outputs[(str(path), cmd)] == outputs[(str(d), cmd)], cmd
     assert "stopped-at-rung" in outputs[(str(path), "chs")]
     assert "rung 0" in outputs[(str(path), "sensitivity")]
+
+
+def test_cross_env_matrices_refuse_raw_returns_of_several_envs():
+    from evalkit.errors import EvalkitError
+    runs = pd.DataFrame({"label": "a", "env": ["E1", "E2"] * 2, "seed_index": [0, 0, 1, 1],
+                         "score": [1.0, 1000.0, 2.0, 2000.0], "used": True, "reason": ""})
+    with pytest.raises(EvalkitError, match="refusing to pool raw returns of 2 envs"):
+        accounting.score_matrices(runs)
+    scores, envs, _ = accounting.score_matrices(runs.assign(norm=runs["score"] / 2000), score="norm")
+    assert scores["a"].shape == (2, 2) and envs == ["E1", "E2"]

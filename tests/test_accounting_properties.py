@@ -192,17 +192,32 @@ def test_no_cli_command_ends_in_a_traceback_on_a_messy_study(data):
         path.write_text(text)
         study = spec.load_study(path)
         d = spec.results_dir(study, Path(tmp) / "results")
-        for r in spec.expand(study):
-            kind = data.draw(st.sampled_from(KINDS))
-            episodes = {"failed": "fail", "missing": None, "no-episode": []}.get(kind)
-            if kind in ("ok", "constant", "diverged"):
-                v = 1.0 if kind == "constant" else r.config["mean"] + r.seed_index
-                episodes = rows([v, math.nan if kind == "diverged" else v], 100)
-            write_run(d, r, episodes)
+        def write(runs):
+            for r in runs:
+                kind = data.draw(st.sampled_from(KINDS))
+                episodes = {"failed": "fail", "missing": None, "no-episode": []}.get(kind)
+                if kind in ("ok", "constant", "diverged"):
+                    v = 1.0 if kind == "constant" else r.config["mean"] + r.seed_index
+                    episodes = rows([v, math.nan if kind == "diverged" else v], 100)
+                write_run(d, r, episodes)
+        write(spec.expand(study))
+        if tuned:  # the selection, then messy evaluation runs of the chosen settings (as the runner does)
+            import json
+
+            from evalkit import selection
+            from evalkit.errors import EvalkitError
+            try:
+                chosen = selection.select(study, d)
+            except EvalkitError:
+                chosen = None
+            if chosen is not None:
+                (d / "selection.json").write_text(json.dumps(chosen.as_dict(), default=str))
+                write(spec.evaluation_runs(study, chosen.values))
         root = ["--root", str(Path(tmp) / "results")]
         commands = [["status"], ["report", "--text-only", "--reps", "50"], ["audit", "--reps", "20"],
                     ["sensitivity", "--reps", "20"], ["chs", "--reps", "20"],
-                    ["compare", "--algorithms", "a[mean=1]", "b[mean=1]", "--reps", "20"]]
+                    ["compare", "--algorithms", "a" if tuned else "a[mean=1]", "b" if tuned else "b[mean=1]",
+                     "--reps", "20"]]
         for cmd in commands:
             err, out = io.StringIO(), io.StringIO()
             with contextlib.redirect_stderr(err), contextlib.redirect_stdout(out):
