@@ -388,4 +388,5 @@ def audit(study: Study, study_dir: Path, reps: int = 1000, seed: int = 0, result
     findings.sort(key=lambda f: (f.algorithm, list(("budget", "search_space", "seeds", "edge", "runs",
                                                     "budget_curve")).index(f.rule)))
     notes = accounting.note_lines(runs, ("phase", "algorithm", "env"), "runs") + notes
+    notes.append(f"divergence policy: {accounting.DIVERGENCE_POLICY}")
     return AuditResult(tuple(findings), budgets, curves, tuple(notes))

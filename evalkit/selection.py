@@ -87,7 +87,7 @@ def select(study: Study, study_dir: Path, results=None) -> Selection:
                 best = ok.loc[ok["score"].idxmax()]
                 values[(alg.name, env.name)] = _setting_values(runs, study, alg.name, best["setting"])
                 scores[(alg.name, env.name)] = float(best["score"])
-        return Selection("per_env: highest mean tuning score", values, scores)
+        return Selection("per_env: highest mean tuning score among settings with no diverged run", values, scores)
     from evalkit import chs
     runs = chs.stage_runs(runs)  # used runs + diverged ones (CHS scores them 0, as the paper does)
     chosen = chs.select_chs(runs)
