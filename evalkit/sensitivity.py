@@ -220,7 +220,9 @@ def _setting_values(runs: pd.DataFrame, ids: tuple, hp_cols: list[str], alg: str
     if not own:
         return pd.DataFrame(index=pd.Index(ids, name="setting"))
     as_text = runs[own].astype(str)
-    spread = as_text.groupby(runs["setting"]).nunique()
+    # per (setting, env): a study's env_config may set a hyperparameter per env (the same in every
+    # setting), which is not a sweep
+    spread = as_text.groupby([runs["setting"], runs["env"]]).nunique().groupby(level=0).max()
     if (spread > 1).any().any():
         s, c = next((s, c) for c in own for s in spread.index if spread.at[s, c] > 1)
         raise TableError(f"{what}: runs of setting {s!r} of algorithm {alg!r} have different {c} values; "
