@@ -106,29 +106,21 @@ def git_commit() -> str | None:
 
 @functools.lru_cache(maxsize=None)
 def _versions() -> tuple:
+    # installed versions from package metadata: importing torch only to read its version cost an
+    # import of evalkit seconds (issue 18)
+    from importlib import metadata
     import evalkit
     out = {"evalkit": evalkit.__version__, "python": platform.python_version()}
     for mod in ("torch", "gymnasium", "numpy"):
         try:
-            out[mod] = __import__(mod).__version__
-        except ImportError:
+            out[mod] = metadata.version(mod)
+        except metadata.PackageNotFoundError:
             pass
     return tuple(out.items())
 
 
 def versions() -> dict[str, str]:
     return dict(_versions())
-
-
-def _versions_uncached() -> dict[str, str]:
-    import evalkit
-    out = {"evalkit": evalkit.__version__, "python": platform.python_version()}
-    for mod in ("torch", "gymnasium", "numpy"):
-        try:
-            out[mod] = __import__(mod).__version__
-        except ImportError:
-            pass
-    return out
 
 
 def write_run(study_dir: Path, meta: Mapping[str, Any], rows: list[Mapping[str, Any]]) -> Path:
