@@ -86,28 +86,81 @@ SCORE_COLUMNS = ["score", "used", "reason", "diverged", "n_episodes", "fallback"
 
 
 def _episode_scores(table: pd.DataFrame, name: str, fraction: float, mode: str) -> pd.DataFrame:
-    """One row per run that has episode rows (any mode): identity, hp.*, budget, score, diverged..."""
+    """One row per run that has episode rows (any mode), sorted by run_id: identity and ``hp.*`` of its
+    first row, budget, score, diverged, n_episodes, fallback (the rules of :func:`_score_one` and
+    :func:`_diverged`), computed with grouped array operations: no Python loop over runs, so a
+    100,000-run study scores in seconds."""
     hp_cols = [c for c in table.columns if c.startswith("hp.")]
     extra_cols = [c for c in table.columns if c not in RUN_KEYS + hp_cols + ["budget", "mode", "step", "episode",
                                                                              "return", "length", "label"]]
-    rows = []
-    for run_id, g in table.groupby("run_id", sort=True):
-        first = g.iloc[0]
-        diverged = _diverged(g, extra_cols)
-        sel = g[g["mode"] == mode]
-        score, fallback = _score_one(sel["return"].to_numpy(float), sel["length"].to_numpy(float),
-                                     sel["step"].to_numpy(float), int(first.get("budget", 0) or 0), name,
-                                     fraction, mode)
-        if diverged:
-            score = math.nan
-        row = {k: first[k] for k in RUN_KEYS if k in g.columns}
-        if "budget" in g.columns:
-            row["budget"] = first["budget"]
-        row.update({c: first[c] for c in hp_cols})
-        row.update(score=score, diverged=diverged, n_episodes=len(sel), fallback=fallback)
-        rows.append(row)
     base = RUN_KEYS + (["budget"] if "budget" in table.columns else []) + hp_cols
-    return pd.DataFrame(rows, columns=base + ["score", "diverged", "n_episodes", "fallback"])
+    cols = base + ["score", "diverged", "n_episodes", "fallback"]
+    if table.empty:
+        return pd.DataFrame(columns=cols)
+    t = table.reset_index(drop=True)
+    first = t.drop_duplicates("run_id", keep="first").set_index("run_id", drop=False).sort_index()
+    ids = first.index
+    rid = t["run_id"]
+    diverged = (~np.isfinite(t["return"].to_numpy(float))).astype(bool)
+    diverged = pd.Series(diverged).groupby(rid).any().reindex(ids, fill_value=False)
+    if extra_cols:
+        diverged |= _extras_diverged(t, extra_cols).reindex(ids, fill_value=False)
+    sel = t[t["mode"] == mode]
+    budget = (pd.to_numeric(first["budget"], errors="coerce").fillna(0).astype(np.int64)
+              if "budget" in first.columns else pd.Series(0, index=ids))
+    score, fallback = _grouped_score(sel, budget, name, fraction, mode)
+    out = first.reindex(columns=base).copy()
+    out["score"] = score.reindex(ids).to_numpy(float)
+    out["diverged"] = diverged.to_numpy(bool)
+    out.loc[out["diverged"], "score"] = math.nan
+    out["n_episodes"] = sel.groupby("run_id").size().reindex(ids, fill_value=0).to_numpy(np.int64)
+    out["fallback"] = fallback.reindex(ids, fill_value=False).to_numpy(bool)
+    return out.reset_index(drop=True)[cols]
+
+
+def _extras_diverged(t: pd.DataFrame, extra_cols: list[str]) -> pd.Series:
+    """Per run: an infinite logged extra, or a NaN extra after it had been finite (training rows in
+    step order), as :func:`_diverged`."""
+    train = t[t["mode"] == "train"].sort_values(["run_id", "step", "episode"], kind="stable")
+    rid = train["run_id"].to_numpy()
+    bad = np.zeros(len(train), bool)
+    for c in extra_cols:
+        v = pd.to_numeric(train[c], errors="coerce").to_numpy(float)
+        finite = np.isfinite(v)
+        seen = pd.Series(finite.astype(np.int8)).groupby(rid).cummax().to_numpy(bool)
+        bad |= np.isinf(v) | (seen & ~finite)
+    return pd.Series(bad).groupby(rid).any()
+
+
+def _grouped_score(sel: pd.DataFrame, budget: pd.Series, name: str, fraction: float, mode: str
+                   ) -> tuple[pd.Series, pd.Series]:
+    """Per run with episodes of the analysed mode: score and whether ``final`` fell back to the last
+    finished episode (see :func:`_score_one`)."""
+    if sel.empty:
+        return pd.Series(dtype=float), pd.Series(dtype=bool)
+    sel = sel.reset_index(drop=True)
+    r = sel["return"].to_numpy(float)
+    by = sel["run_id"].to_numpy()
+    if name == "auc":
+        return pd.Series(r).groupby(by).mean(), pd.Series(dtype=bool)
+    if name == "auc_steps":
+        length = sel["length"].to_numpy(float)
+        num = pd.Series(r * length).groupby(by).sum()
+        den = pd.Series(length).groupby(by).sum().clip(lower=1)
+        return num / den, pd.Series(dtype=bool)
+    step = sel["step"].to_numpy(float)
+    last = pd.Series(step).groupby(by).transform("max").to_numpy()
+    if mode == "eval":
+        return pd.Series(r[step == last]).groupby(by[step == last]).mean(), pd.Series(dtype=bool)
+    cut = budget.reindex(by).to_numpy(float) * (1.0 - fraction)
+    tail = step > cut
+    score = pd.Series(r[tail]).groupby(by[tail]).mean()
+    # no episode ends in the tail: the last finished episode (first row with the largest step)
+    at_last = pd.Series(r[step == last]).groupby(by[step == last]).first()
+    fallback = pd.Series(~at_last.index.isin(score.index), index=at_last.index)
+    score = score.reindex(at_last.index)
+    score[fallback] = at_last[fallback]
+    return score, fallback
 
 
 def _from_catalog(catalog: pd.DataFrame, scored: pd.DataFrame, rung: int | None) -> pd.DataFrame:
@@ -193,9 +246,11 @@ def labels(runs: pd.DataFrame) -> pd.Series:
         if g["setting"].nunique() <= 1:
             continue
         varying = [c for c in hp_cols if g[c].astype(str).nunique() > 1]
-        for i, r in g.iterrows():
+        names = {}
+        for _, r in g.drop_duplicates("setting").iterrows():  # one label per setting, not per run
             values = ",".join(f"{c[3:]}={_short(r[c])}" for c in varying) or str(r["setting"])
-            out.at[i] = f"{r['algorithm']}[{values}]"
+            names[r["setting"]] = f"{r['algorithm']}[{values}]"
+        out.loc[g.index] = g["setting"].map(names).to_numpy()
     return out
 
 

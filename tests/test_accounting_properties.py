@@ -231,3 +231,40 @@ def test_no_cli_command_ends_in_a_traceback_on_a_messy_study(data):
                 printed = out.getvalue()
                 if cmd[0] in ("report", "compare") and "nan" in printed.lower():
                     assert "excluded" in printed or "note" in printed, (cmd, printed)
+
+
+def _reference_scores(table: pd.DataFrame, metric: str, mode: str) -> pd.DataFrame:
+    """The per-run loop evalkit used before run_scores was vectorised: the oracle for it."""
+    name, _, frac = metric.partition(":")
+    fraction = float(frac) if frac else 0.1
+    hp_cols = [c for c in table.columns if c.startswith("hp.")]
+    extra = [c for c in table.columns if c not in metrics.RUN_KEYS + hp_cols + ["budget", "mode", "step", "episode",
+                                                                                "return", "length", "label"]]
+    rows = []
+    for run_id, g in table.groupby("run_id", sort=True):
+        sel = g[g["mode"] == mode]
+        score, fallback = metrics._score_one(sel["return"].to_numpy(float), sel["length"].to_numpy(float),
+                                             sel["step"].to_numpy(float), int(g.iloc[0]["budget"]), name,
+                                             fraction, mode)
+        diverged = metrics._diverged(g, extra)
+        rows.append({"run_id": run_id, "score": math.nan if diverged else score, "diverged": diverged,
+                     "n_episodes": len(sel), "fallback": fallback})
+    return pd.DataFrame(rows)
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.lists(st.tuples(st.integers(0, 5), st.sampled_from(["train", "eval"]), st.integers(1, 100),
+                          st.one_of(st.floats(-100, 100), st.just(math.nan), st.just(math.inf)),
+                          st.one_of(st.floats(0, 5), st.just(math.nan), st.just(math.inf))), min_size=1, max_size=40),
+       st.sampled_from(["auc", "auc_steps", "final", "final:0.5"]), st.sampled_from(["train", "eval"]))
+def test_vectorised_run_scores_equal_the_per_run_loop(episodes, metric, mode):
+    recs = [{"run_id": f"r{k}", "algorithm": "a", "agent": "a", "env": "E", "phase": "eval", "seed_index": k,
+             "seed": k, "setting": "s", "budget": 100, "mode": m, "step": step, "episode": i, "return": ret,
+             "length": 10, "loss": loss} for i, (k, m, step, ret, loss) in enumerate(episodes)]
+    table = pd.DataFrame(recs)
+    got = metrics.run_scores(table, metric, mode=mode).set_index("run_id")
+    want = _reference_scores(table, metric, mode).set_index("run_id")
+    assert list(got.index) == list(want.index)
+    np.testing.assert_allclose(got["score"].to_numpy(float), want["score"].to_numpy(float), rtol=1e-12, atol=1e-12)
+    for c in ("diverged", "n_episodes", "fallback"):
+        assert list(got[c]) == list(want[c]), c
