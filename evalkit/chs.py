@@ -67,6 +67,16 @@ def _stage(table: pd.DataFrame, score: str, what: str) -> pd.DataFrame:
     return df
 
 
+def stage_runs(runs: pd.DataFrame) -> pd.DataFrame:
+    """The runs of a per-run table (:func:`evalkit.metrics.run_scores`) that CHS scores: the used runs
+    and the diverged ones, which the paper scores 0 and counts in the normalizer (see the module
+    docstring). Failed, missing, stopped-at-rung and no-episode runs are excluded (accounted for by
+    :func:`evalkit.accounting.of` on the full table)."""
+    if "reason" not in runs.columns:
+        return runs
+    return runs[runs["used"].astype(bool) | (runs["reason"] == "diverged")]
+
+
 def chs_normalizer(stage1_table: pd.DataFrame, score: str = "score") -> CHSNormalizer:
     """The stage-1 CDF normalizer N_e(g) (Patterson et al. 2024; ``SHB.cdfScale``).
 

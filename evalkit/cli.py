@@ -163,25 +163,48 @@ def _write_table(df, path: Path) -> None:
     df.to_parquet(path.with_suffix(".parquet"), index=False)
 
 
-def _phase_runs(study, study_dir: Path, phase: str | None = None, loaded=None):
-    """Per-run scores of the stored runs (one phase, or the tuning phase when the study has one)."""
-    from evalkit import metrics, results
-    table = results.ensure(loaded, study, study_dir).episodes
-    if table.empty:
+def _phase_runs(study, study_dir: Path, phase: str | None = None, results=None, rung: int | None = None):
+    """Per-run table of one phase: one row per planned run, with ``used`` and ``reason``."""
+    from evalkit import results as results_mod
+    res = results if results is not None else results_mod.load(study, study_dir)
+    if res.empty:
         raise EvalkitError(f"{study_dir}: no stored runs (run 'evalkit run' first)")
-    if phase is not None:
-        table = table[table["phase"] == phase]
-    return metrics.run_scores(table, study.metric)
+    return res.runs(phase, study.metric, rung=rung)
+
+
+def _print_accounting(runs, what: str) -> None:
+    """The accounting rule in every output: n used of planned, excluded runs with their reasons."""
+    from evalkit import accounting
+    print(accounting.summary_note(runs, what))
+    for line in accounting.note_lines(runs, ("algorithm", "env"), "  excluded"):
+        print(line)
+
+
+def _halving(results) -> bool:
+    cat = results.catalog
+    return bool(len(cat)) and "rung" in cat.columns and bool((cat["rung"] >= 0).any())
+
+
+def _rung_budget(runs) -> str:
+    b = runs.loc[runs["used"].astype(bool), "budget"] if "budget" in runs.columns else []
+    if not len(b):
+        return "no used run"
+    lo, hi = int(b.min()), int(b.max())
+    return f"{lo:,} env steps" if lo == hi else f"{lo:,}-{hi:,} env steps (per env)"
 
 
 def cmd_sensitivity(args: argparse.Namespace) -> int:
-    from evalkit import results, selection, sensitivity
+    from evalkit import results as results_mod
+    from evalkit import sensitivity
     study, study_dir = _study_dir(args)
-    loaded = results.load(study, study_dir)
-    phase = "tune" if study.tuning else "eval"
-    # tuned studies: the full-budget tuning runs (successive halving leaves truncated ones too)
-    runs = (selection.tuning_scores(study, study_dir, results=loaded) if study.tuning
-            else _phase_runs(study, study_dir, phase, loaded))
+    res = results_mod.load(study, study_dir)
+    tuned = (res.catalog["phase"] == "tune").any() if len(res.catalog) else False
+    phase = "tune" if tuned else "eval"
+    halving = _halving(res)
+    # Adkins et al. compare every setting at one budget: under successive halving that is rung 0 (the
+    # only budget every setting ran) unless --rung names another
+    rung = args.rung if args.rung is not None else (0 if halving else None)
+    runs = _phase_runs(study, study_dir, phase, res, rung)
     hps = args.hyperparameters.split(",") if args.hyperparameters else None
     result = sensitivity.hyperparameter_sensitivity(runs, hyperparameters=hps, reps=args.reps, seed=args.seed,
                                                     normalize=not args.no_normalize)
@@ -190,23 +213,37 @@ def cmd_sensitivity(args: argparse.Namespace) -> int:
     _write_table(table, out / "sensitivity")
     print(f"hyperparameter sensitivity (Adkins, Bowling & White 2024) on the {phase} runs, metric {study.metric}, "
           f"{args.reps} bootstrap resamples, 95% percentile CIs")
+    if halving:
+        print(f"budget: successive-halving rung {rung if rung is not None else 'final'} ({_rung_budget(runs)}); "
+              f"settings are compared at this common budget (--rung K for another)")
     if "method" in table.columns and len(table):
         print(f"method: {table['method'].iloc[0]}")
+    _print_accounting(runs, f"{phase} runs")
+    print(f"divergence: {accounting_policy()}")
+    for n in result.notes:
+        print(f"note: {n}")
     print(_compact(table))
     print(f"written: {out / 'sensitivity.csv'}")
     return 0
 
 
+def accounting_policy() -> str:
+    from evalkit import accounting
+    return accounting.DIVERGENCE_POLICY
+
+
 def cmd_chs(args: argparse.Namespace) -> int:
-    from evalkit import chs, results
+    from evalkit import accounting, chs
+    from evalkit import results as results_mod
     study, study_dir = _study_dir(args)
-    loaded = results.load(study, study_dir)
-    stage1 = _phase_runs(study, study_dir, "tune", loaded)
-    stage2 = _phase_runs(study, study_dir, "eval", loaded)
-    if stage1.empty or stage2.empty:
+    res = results_mod.load(study, study_dir)
+    halving = _halving(res)
+    stage1 = _phase_runs(study, study_dir, "tune", res)  # full budget: the budget stage 2 runs at
+    stage2 = _phase_runs(study, study_dir, "eval", res)
+    if not accounting.of(stage1).used or not accounting.of(stage2).used:
         raise EvalkitError(f"{study_dir}: CHS needs stored tuning runs (stage 1) and evaluation runs (stage 2); "
                            f"declare [tuning] select = \"cross_env\" and run the study")
-    chosen = loaded.selection
+    chosen = res.selection
     if chosen:
         print(f"selection ({chosen['method']}):")
         seen = set()
@@ -221,6 +258,13 @@ def cmd_chs(args: argparse.Namespace) -> int:
     print("CHS score of the stage-2 runs against the stage-1 CDFs (Patterson et al. 2024), 95% percentile CIs")
     if "method" in table.columns and len(table):
         print(f"method: {table['method'].iloc[0]}")
+    if halving:
+        print(f"budget: the full budget ({_rung_budget(stage1)}), the budget of stage 2; settings stopped at an "
+              f"earlier successive-halving rung are excluded from stage 1 (stopped-at-rung)")
+    _print_accounting(stage1, "stage 1 (tuning runs)")
+    _print_accounting(stage2, "stage 2 (evaluation runs)")
+    print(f"divergence: {accounting.CHS_DIVERGENCE}; the CDF normalizer pools every algorithm's stage-1 runs "
+          f"by definition, so an algorithm's score depends on which algorithms are compared")
     print(_compact(table))
     print(f"written: {out / 'chs.csv'}")
     return 0
@@ -354,6 +398,9 @@ def build_parser() -> argparse.ArgumentParser:
     _add_root(p)
     p.add_argument("--hyperparameters", help="comma-separated subset to analyse (default: every swept one)")
     p.add_argument("--no-normalize", action="store_true", help="scores are already normalized")
+    p.add_argument("--rung", type=int, default=None, metavar="K",
+                   help="successive halving: compare settings at rung K's budget (default: rung 0, where every "
+                        "setting ran)")
     p.add_argument("--reps", type=int, default=10_000)
     p.add_argument("--seed", type=int, default=0)
 

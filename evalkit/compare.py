@@ -19,7 +19,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from evalkit import metrics, stats
+from evalkit import accounting, metrics, stats
 from evalkit.errors import EvalkitError
 from evalkit.spec import Study
 
@@ -64,24 +64,44 @@ def _paired(x: pd.DataFrame, y: pd.DataFrame) -> tuple[np.ndarray, np.ndarray] |
     return both["score_x"].to_numpy(float), both["score_y"].to_numpy(float)
 
 
+@dataclass(frozen=True)
+class _Test:
+    method: str
+    p_value: float
+
+
+def _paired_test(x: np.ndarray, y: np.ndarray, notes: list, env: str):
+    """Paired t test on per-seed differences; when the differences are constant (deterministic envs)
+    the t statistic is undefined, so the exact Wilcoxon signed-rank test answers instead (p = 1 when
+    every difference is 0)."""
+    try:
+        return stats.paired_t_test(x, y)
+    except ValueError:
+        d = x - y
+        notes.append(f"{env}: the paired differences are constant ({d[0]:.6g}); paired t undefined, "
+                     f"Wilcoxon signed-rank test instead")
+        if np.all(d == 0):
+            return _Test("Wilcoxon signed-rank (all differences 0)", 1.0)
+        from scipy import stats as sps
+        return _Test("Wilcoxon signed-rank (exact)", float(sps.wilcoxon(d, method="exact").pvalue))
+
+
 def compare(study: Study, study_dir: Path, a: str, b: str, reps: int = 10_000, seed: int = 0,
             phase: str = "eval", results=None) -> Comparison:
     """Compare algorithms (labels) ``a`` and ``b`` on the stored runs of ``phase`` (``results``: the
-    command's one load, else loaded here)."""
+    study's :class:`evalkit.results.StudyResults`, loaded here when not given). Every planned run
+    is a row: excluded ones are named in the notes."""
     from evalkit import results as results_mod
-    table = results_mod.ensure(results, study, study_dir).episodes
-    table = table[table["phase"] == phase]
-    runs = metrics.run_scores(table, study.metric)
-    labels = sorted(runs["label"].unique())
+    res = results if results is not None else results_mod.load(study, study_dir)
+    runs = res.runs(phase, study.metric)
+    labels = sorted(runs.loc[runs["reason"] != "missing", "label"].unique())
     for name in (a, b):
         if name not in labels:
             raise EvalkitError(f"--algorithms: {name!r} has no stored {phase} runs; found {', '.join(labels) or 'none'}")
     runs = runs[runs["label"].isin([a, b])]
-    notes = []
-    diverged = runs[runs["diverged"]]
-    if len(diverged):
-        notes.append(f"{len(diverged)} diverged runs are left out (counted in 'diverged')")
-    runs_ok = runs[np.isfinite(runs["score"])]
+    # every run is accounted for (evalkit.accounting): excluded ones are named per label and env
+    notes = accounting.note_lines(runs, ("label", "env"), "excluded runs")
+    runs_ok = accounting.used(runs)
     rows, pvals = [], []
     for env in sorted(runs["env"].unique()):
         x = runs_ok[(runs_ok["label"] == a) & (runs_ok["env"] == env)]
@@ -93,7 +113,7 @@ def compare(study: Study, study_dir: Path, a: str, b: str, reps: int = 10_000, s
         ci_x, ci_y = (stats.bootstrap_interval(v, np.mean, reps=reps, seed=seed) for v in (xs, ys))
         tol_x, tol_y = (stats.tolerance_interval(v, 0.9, 0.95, "normal") for v in (xs, ys))
         pair = _paired(x, y)
-        test = stats.paired_t_test(*pair) if pair is not None else stats.welch_t_test(xs, ys)
+        test = _paired_test(*pair, notes, env) if pair is not None else stats.welch_t_test(xs, ys)
         mw = stats.mann_whitney_test(xs, ys)
         poi = stats.probability_of_improvement(xs[:, None], ys[:, None], reps=min(reps, 5000), seed=seed)
         pooled_sd = float(np.sqrt((xs.var(ddof=1) + ys.var(ddof=1)) / 2))
@@ -120,16 +140,11 @@ def compare(study: Study, study_dir: Path, a: str, b: str, reps: int = 10_000, s
     per_env = pd.DataFrame(rows)
     if len(per_env):
         per_env["p (Holm)"] = stats.holm(pvals)
-    normed, method = normalize_runs(runs_ok, study)
-    scores = {}
-    for label in (a, b):
-        g = normed[normed["label"] == label]
-        try:
-            scores[label] = stats.score_dict(g.assign(algorithm=label), score="norm")[label]
-        except ValueError as exc:
-            notes.append(f"aggregate of {label}: {exc}")
+    normed, method = normalize_runs(runs, study)
+    scores, _, agg_notes = accounting.score_matrices(normed, score="norm", by="label")
+    notes += [f"aggregate: {n}" for n in agg_notes if "left out" in n]
     agg_rows = []
-    if len(scores) == 2 and scores[a].shape[1] == scores[b].shape[1]:
+    if len(scores) == 2 and min(v.shape[0] for v in scores.values()) >= 2:
         est = stats.interval_estimates(scores, ["iqm", "mean", "median", "optimality_gap"], reps=reps, seed=seed)
         for label in (a, b):
             for name, e in est[label].items():

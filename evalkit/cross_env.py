@@ -48,6 +48,14 @@ def check_run_table(table: pd.DataFrame, score: str = "score", algorithms=None,
     if "phase" in table.columns and table["phase"].nunique() > 1:
         raise TableError(f"{what}: the table mixes phases {sorted(table['phase'].unique())}; "
                          f"pass the runs of one phase (e.g. table[table.phase == 'tune'])")
+    if "reason" in table.columns:
+        # a per-run table with the accounting columns (evalkit.accounting): the analyses score the used
+        # runs and, by their own divergence rule, the diverged ones; failed, missing, no-episode and
+        # stopped-at-rung runs are not scores (the caller's note counts them)
+        table = table[table["used"].astype(bool) | (table["reason"] == "diverged")]
+        if table.empty:
+            raise TableError(f"{what}: no usable run (every planned run failed, is missing, stopped at an "
+                             f"earlier rung or finished no episode)")
     df = table.copy()
     if algorithms is not None:
         algorithms = [algorithms] if isinstance(algorithms, str) else list(algorithms)

@@ -37,53 +37,56 @@ class StudyData:
     normalization: str = ""
     normed: pd.DataFrame = field(default_factory=pd.DataFrame)
     notes: list = field(default_factory=list)
+    results: object = None         # the StudyResults everything above came from (one load per command)
 
 
 def load(study: Study, study_dir: Path, results=None) -> StudyData:
-    """Load the stored runs of ``study`` that belong to it now (orphans left out). ``results``: the
-    command's one load (:func:`evalkit.results.load`); loaded here when not given."""
+    """Load the stored runs of ``study`` that belong to it now (orphans left out)."""
     from evalkit import compare, selection
     from evalkit import results as results_mod
-    results = results_mod.ensure(results, study, study_dir)
-    full = results.episodes
-    if full.empty:
+    res = results if results is not None else results_mod.load(study, study_dir)
+    full = res.episodes
+    if res.empty:
         raise EvalkitError(f"{study_dir}: no stored runs (run 'evalkit run {study.path}' first)")
-    table = full[full["phase"] == "eval"]
-    runs = metrics.run_scores(table, study.metric) if len(table) else pd.DataFrame()
+    table = full[full["phase"] == "eval"] if len(full) else full
+    # one row per planned evaluation run (accounting: excluded runs stay rows with their reason)
+    runs = res.runs("eval", study.metric) if (res.catalog["phase"] == "eval").any() else pd.DataFrame()
     has_eval = len(table) and (table["mode"] == "eval").any()
-    eval_runs = metrics.run_scores(table, "final", mode="eval") if has_eval else pd.DataFrame()
+    eval_runs = res.runs("eval", "final", mode="eval") if has_eval else pd.DataFrame()
     sweep = pd.DataFrame()
-    if study.tuning and (full["phase"] == "tune").any():
-        try:
-            sweep = selection.tuning_scores(study, study_dir, results=results)
+    if study.tuning and (res.catalog["phase"] == "tune").any():
+        try:  # sensitivity and expected max compare every setting: rung 0 under successive halving
+            halving = bool((res.catalog["rung"] >= 0).any())
+            sweep = selection.tuning_scores(study, study_dir, res, rung=0 if halving else None)
         except EvalkitError:
             sweep = pd.DataFrame()
     elif len(runs) and runs.groupby(["algorithm", "env"])["setting"].nunique().max() > 1:
         sweep = runs
-    names = set(map(str, full["algorithm"].unique()))
+    names = set(map(str, res.catalog["algorithm"].unique()))
     if len(runs):
         names |= set(map(str, runs["label"]))
-    data = StudyData(study, table, runs, eval_runs, sweep, plots.palette(names))
-    ok = runs[np.isfinite(runs["score"])] if len(runs) else runs
-    if len(ok):
-        data.normed, data.normalization = compare.normalize_runs(ok, study)
+    data = StudyData(study, table, runs, eval_runs, sweep, plots.palette(names), results=res)
+    if len(runs):  # every run stays a row; excluded ones (score NaN) are counted, never dropped
+        data.normed, data.normalization = compare.normalize_runs(runs, study)
     return data
 
 
 def score_matrices(data: StudyData) -> dict[str, np.ndarray] | None:
-    """``{label: (runs, envs)}`` normalized scores, or None (with a note) when labels do not share envs."""
-    from evalkit import stats
+    """``{label: (runs, envs)}`` normalized scores of the used runs, or None; every label left out
+    (no used run in an env, unequal used runs per env) and every excluded run is named in the notes
+    (:func:`evalkit.accounting.score_matrices`)."""
+    from evalkit import accounting
     if data.normed.empty:
         return None
-    try:
-        scores = stats.score_dict(data.normed, score="norm", by="label")
-    except ValueError as exc:
-        data.notes.append(f"cross-env aggregates skipped: {exc}")
+    scores, _, notes = accounting.score_matrices(data.normed, score="norm", by="label")
+    for n in notes:
+        note = f"cross-env aggregates, {n}"
+        if note not in data.notes:
+            data.notes.append(note)
+    if not scores or min(v.shape[0] for v in scores.values()) < 2:
+        data.notes.append("cross-env aggregates skipped: fewer than 2 used runs per env")
         return None
-    if len({v.shape[1] for v in scores.values()}) != 1 or min(v.shape[0] for v in scores.values()) < 2:
-        data.notes.append("cross-env aggregates skipped: labels do not share their envs or have < 2 runs")
-        return None
-    return {k: v for k, v in scores.items() if np.isfinite(v).all()} or None
+    return scores
 
 
 def _curve_table(data: StudyData) -> pd.DataFrame:
@@ -145,7 +148,8 @@ def build(data: StudyData, kinds=KINDS, size: str = "double", reps: int = 2_000,
             figs.update(_sensitivity_figures(sweep, colors, size, reps, seed, data.notes, sensitivity))
         if "expected_max" in kinds and len(sweep):
             from evalkit.audit import _curves
-            curves = _curves(sweep, sorted(sweep["algorithm"].unique()), reps, seed)
+            curves, curve_notes = _curves(sweep, sorted(sweep["algorithm"].unique()), reps, seed)
+            data.notes.extend(n for n in curve_notes if n not in data.notes)
             if len(curves):
                 figs["expected_max"] = plots.expected_max(curves, colors=colors, ylabel=f"mean {study.metric}",
                                                           size=single)

@@ -38,12 +38,25 @@ def _score_one(returns: np.ndarray, lengths: np.ndarray, steps: np.ndarray, budg
     return float(returns[np.argmax(steps)]), True
 
 
-def run_scores(table: pd.DataFrame, metric: str = "auc", mode: str = "train") -> pd.DataFrame:
-    """One row per run: identity columns, ``hp.*``, ``score``, ``diverged``, ``n_episodes``, ``fallback``.
+def run_scores(table: pd.DataFrame, metric: str = "auc", mode: str = "train", catalog: pd.DataFrame | None = None,
+               rung: int | None = None) -> pd.DataFrame:
+    """One row per run: identity columns, ``hp.*``, ``score``, ``used``, ``reason``, ``diverged``,
+    ``n_episodes``, ``fallback``, ``label`` (the accounting rule: :mod:`evalkit.accounting`).
 
     ``metric`` is ``auc``, ``auc_steps``, ``final`` or ``final:<fraction>``; ``mode`` picks training
     or evaluation episodes. A run is ``diverged`` when any of its returns or logged extras (loss...)
-    is NaN or infinite; its score is then NaN. Runs without an episode of that mode score NaN.
+    is NaN or infinite (or its file says so); its score is then NaN. A run without an episode of
+    that mode scores NaN with reason ``no-episode``.
+
+    ``catalog``: the run catalog (one row per planned run: ``StudyResults.catalog``). With it the
+    table has ONE ROW PER PLANNED RUN, never dropped by a join: failed, missing and episode-less
+    runs stay rows with ``used`` false and their reason. For successive halving (catalog column
+    ``rung`` >= 0) a (setting, env, seed) is one planned unit: the analysis compares settings at
+    one budget, ``rung`` (default: the full budget); the unit's run at that rung is used, a setting
+    stopped at an earlier rung keeps its last run as the row, excluded as ``stopped-at-rung``, and
+    runs of earlier rungs of settings that went on are not rows (the same unit at a smaller budget).
+    Without a catalog (a library user with only an episode table), runs are identified from episode
+    rows, so a run that never finished an episode cannot be seen: pass the catalog.
     """
     name, _, frac = metric.partition(":")
     if name not in ("auc", "auc_steps", "final") or (frac and name != "final"):
@@ -51,26 +64,156 @@ def run_scores(table: pd.DataFrame, metric: str = "auc", mode: str = "train") ->
     fraction = float(frac) if frac else 0.1
     if mode not in ("train", "eval"):
         raise EvalkitError(f"mode: expected 'train' or 'eval', found {mode!r}")
+    scored = _episode_scores(table, name, fraction, mode)
+    if catalog is None:
+        out = scored
+        out["used"] = ~out["diverged"] & np.isfinite(out["score"].to_numpy(float))
+        out["reason"] = np.where(out["used"], "", np.where(out["diverged"], "diverged", "no-episode"))
+    else:
+        # a canonical row order, whatever order the catalog was built in (study file or results folder):
+        # the bootstraps downstream draw by position, so the same runs give the same answer
+        out = _from_catalog(catalog, scored, rung).sort_values(
+            ["algorithm", "env", "phase", "setting", "seed_index", "run_id"], kind="stable")
+    hp_cols = sorted(c for c in out.columns if c.startswith("hp."))
+    extra = [c for c in ("budget", "rung") if c in out.columns]
+    cols = [c for c in RUN_KEYS if c in out.columns] + extra + hp_cols + SCORE_COLUMNS
+    out = out[cols].reset_index(drop=True)
+    out["label"] = labels(out)
+    return out
+
+
+SCORE_COLUMNS = ["score", "used", "reason", "diverged", "n_episodes", "fallback"]
+
+
+def _episode_scores(table: pd.DataFrame, name: str, fraction: float, mode: str) -> pd.DataFrame:
+    """One row per run that has episode rows (any mode), sorted by run_id: identity and ``hp.*`` of its
+    first row, budget, score, diverged, n_episodes, fallback (the rules of :func:`_score_one` and
+    :func:`_diverged`), computed with grouped array operations: no Python loop over runs, so a
+    100,000-run study scores in seconds."""
     hp_cols = [c for c in table.columns if c.startswith("hp.")]
     extra_cols = [c for c in table.columns if c not in RUN_KEYS + hp_cols + ["budget", "mode", "step", "episode",
                                                                              "return", "length", "label"]]
-    rows = []
-    for run_id, g in table.groupby("run_id", sort=True):
-        first = g.iloc[0]
-        diverged = _diverged(g, extra_cols)
-        sel = g[g["mode"] == mode]
-        score, fallback = _score_one(sel["return"].to_numpy(float), sel["length"].to_numpy(float),
-                                     sel["step"].to_numpy(float), int(first.get("budget", 0) or 0), name,
-                                     fraction, mode)
-        if diverged:
-            score = math.nan
-        row = {k: first[k] for k in RUN_KEYS if k in g.columns}
-        row.update({c: first[c] for c in hp_cols})
-        row.update(score=score, diverged=diverged, n_episodes=len(sel), fallback=fallback)
-        rows.append(row)
-    out = pd.DataFrame(rows, columns=RUN_KEYS + hp_cols + ["score", "diverged", "n_episodes", "fallback"])
-    out["label"] = labels(out)
+    base = RUN_KEYS + (["budget"] if "budget" in table.columns else []) + hp_cols
+    cols = base + ["score", "diverged", "n_episodes", "fallback"]
+    if table.empty:
+        return pd.DataFrame(columns=cols)
+    t = table.reset_index(drop=True)
+    first = t.drop_duplicates("run_id", keep="first").set_index("run_id", drop=False).sort_index()
+    ids = first.index
+    rid = t["run_id"]
+    diverged = (~np.isfinite(t["return"].to_numpy(float))).astype(bool)
+    diverged = pd.Series(diverged).groupby(rid).any().reindex(ids, fill_value=False)
+    if extra_cols:
+        diverged |= _extras_diverged(t, extra_cols).reindex(ids, fill_value=False)
+    sel = t[t["mode"] == mode]
+    budget = (pd.to_numeric(first["budget"], errors="coerce").fillna(0).astype(np.int64)
+              if "budget" in first.columns else pd.Series(0, index=ids))
+    score, fallback = _grouped_score(sel, budget, name, fraction, mode)
+    out = first.reindex(columns=base).copy()
+    out["score"] = score.reindex(ids).to_numpy(float)
+    out["diverged"] = diverged.to_numpy(bool)
+    out.loc[out["diverged"], "score"] = math.nan
+    out["n_episodes"] = sel.groupby("run_id").size().reindex(ids, fill_value=0).to_numpy(np.int64)
+    out["fallback"] = fallback.reindex(ids, fill_value=False).to_numpy(bool)
+    return out.reset_index(drop=True)[cols]
+
+
+def _extras_diverged(t: pd.DataFrame, extra_cols: list[str]) -> pd.Series:
+    """Per run: an infinite logged extra, or a NaN extra after it had been finite (training rows in
+    step order), as :func:`_diverged`."""
+    train = t[t["mode"] == "train"].sort_values(["run_id", "step", "episode"], kind="stable")
+    rid = train["run_id"].to_numpy()
+    bad = np.zeros(len(train), bool)
+    for c in extra_cols:
+        v = pd.to_numeric(train[c], errors="coerce").to_numpy(float)
+        finite = np.isfinite(v)
+        seen = pd.Series(finite.astype(np.int8)).groupby(rid).cummax().to_numpy(bool)
+        bad |= np.isinf(v) | (seen & ~finite)
+    return pd.Series(bad).groupby(rid).any()
+
+
+def _grouped_score(sel: pd.DataFrame, budget: pd.Series, name: str, fraction: float, mode: str
+                   ) -> tuple[pd.Series, pd.Series]:
+    """Per run with episodes of the analysed mode: score and whether ``final`` fell back to the last
+    finished episode (see :func:`_score_one`)."""
+    if sel.empty:
+        return pd.Series(dtype=float), pd.Series(dtype=bool)
+    sel = sel.reset_index(drop=True)
+    r = sel["return"].to_numpy(float)
+    by = sel["run_id"].to_numpy()
+    if name == "auc":
+        return pd.Series(r).groupby(by).mean(), pd.Series(dtype=bool)
+    if name == "auc_steps":
+        length = sel["length"].to_numpy(float)
+        num = pd.Series(r * length).groupby(by).sum()
+        den = pd.Series(length).groupby(by).sum().clip(lower=1)
+        return num / den, pd.Series(dtype=bool)
+    step = sel["step"].to_numpy(float)
+    last = pd.Series(step).groupby(by).transform("max").to_numpy()
+    if mode == "eval":
+        return pd.Series(r[step == last]).groupby(by[step == last]).mean(), pd.Series(dtype=bool)
+    cut = budget.reindex(by).to_numpy(float) * (1.0 - fraction)
+    tail = step > cut
+    score = pd.Series(r[tail]).groupby(by[tail]).mean()
+    # no episode ends in the tail: the last finished episode (first row with the largest step)
+    at_last = pd.Series(r[step == last]).groupby(by[step == last]).first()
+    fallback = pd.Series(~at_last.index.isin(score.index), index=at_last.index)
+    score = score.reindex(at_last.index)
+    score[fallback] = at_last[fallback]
+    return score, fallback
+
+
+def _from_catalog(catalog: pd.DataFrame, scored: pd.DataFrame, rung: int | None) -> pd.DataFrame:
+    """Left join of the episode scores onto the catalog, reasons by precedence (accounting.REASONS)."""
+    cat = catalog.reset_index(drop=True).astype({"run_id": str})
+    keep = [c for c in ("run_id", "score", "diverged", "n_episodes", "fallback") if c in scored.columns]
+    scored = scored.astype({"run_id": str})  # an empty episode table has a float run_id column
+    out = cat.drop(columns=[c for c in ("score", "n_episodes", "fallback", "diverged") if c in cat.columns]
+                   ).merge(scored[keep], on="run_id", how="left", validate="one_to_one")
+    status = out["status"].astype(str) if "status" in out.columns else pd.Series("done", index=out.index)
+    flag = out["diverged_flag"].fillna(False).astype(bool) if "diverged_flag" in out.columns else False
+    out["diverged"] = (out["diverged"].astype("boolean").fillna(False).astype(bool) | flag) & (status == "done")
+    out["n_episodes"] = pd.to_numeric(out["n_episodes"]).fillna(0).astype(int)
+    out["fallback"] = out["fallback"].astype("boolean").fillna(False).astype(bool)
+    out["score"] = out["score"].astype(float)
+    stopped = pd.Series(False, index=out.index)
+    if "rung" in out.columns and (out["rung"].fillna(-1).astype(int) >= 0).any():
+        out, stopped = _at_rung(out, rung)
+        status = out["status"].astype(str)
+    reason = np.select([status.eq("failed").to_numpy(), (status != "done").to_numpy() & ~status.eq("failed").to_numpy(),
+                        stopped.to_numpy(), out["diverged"].to_numpy(),
+                        ~np.isfinite(out["score"].to_numpy(float)) | (out["n_episodes"].to_numpy() == 0)],
+                       ["failed", "missing", "stopped-at-rung", "diverged", "no-episode"], default="")
+    out["reason"] = reason
+    out["used"] = reason == ""
+    out.loc[~out["used"], "score"] = math.nan
     return out
+
+
+def _at_rung(out: pd.DataFrame, rung: int | None) -> tuple[pd.DataFrame, pd.Series]:
+    """Successive halving: one row per (algorithm, env, phase, setting, seed_index) unit, at ``rung``.
+
+    ``rung`` None: the full budget (a halving run whose budget is the env's full budget). A unit
+    without a run at that rung keeps its last run (highest rung), flagged stopped."""
+    r = out["rung"].fillna(-1).astype(int)
+    halving = out[r >= 0].copy()
+    rest = out[r < 0]
+    if rung is None:
+        target = halving["budget"].astype(float) >= halving["full_budget"].astype(float)
+    else:
+        target = halving["rung"].astype(int) == int(rung)
+    halving["_target"] = target.to_numpy()
+    unit = ["algorithm", "env", "phase", "setting", "seed_index"]
+    halving = halving.sort_values(unit + ["_target", "rung"], kind="stable")
+    # per unit: its target-rung row if any (sorted last), else its highest rung row
+    if rung is not None:
+        halving = halving[halving["_target"] | (halving["rung"].astype(int) < int(rung))]
+    last = halving.groupby(unit, sort=False, dropna=False).tail(1)
+    stopped = ~last["_target"]
+    out = pd.concat([rest, last.drop(columns="_target")], ignore_index=False)
+    flags = pd.concat([pd.Series(False, index=rest.index), stopped])
+    out, flags = out.reset_index(drop=True), flags.reset_index(drop=True)
+    return out, flags
 
 
 def _diverged(run: pd.DataFrame, extra_cols: list[str]) -> bool:
@@ -103,9 +246,11 @@ def labels(runs: pd.DataFrame) -> pd.Series:
         if g["setting"].nunique() <= 1:
             continue
         varying = [c for c in hp_cols if g[c].astype(str).nunique() > 1]
-        for i, r in g.iterrows():
+        names = {}
+        for _, r in g.drop_duplicates("setting").iterrows():  # one label per setting, not per run
             values = ",".join(f"{c[3:]}={_short(r[c])}" for c in varying) or str(r["setting"])
-            out.at[i] = f"{r['algorithm']}[{values}]"
+            names[r["setting"]] = f"{r['algorithm']}[{values}]"
+        out.loc[g.index] = g["setting"].map(names).to_numpy()
     return out
 
 

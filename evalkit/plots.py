@@ -182,8 +182,9 @@ def normalized_curve_table(table: pd.DataFrame, references: Mapping[str, tuple[f
 
     ``references[env] = (low, high)``: score 0 and 1 of each env. The grid is the fraction of each
     env's budget (envs may have different budgets); at each point the (runs, envs) matrix of
-    normalized values gets a stratified-bootstrap interval of the IQM (Agarwal et al. 2021); runs
-    without an episode in a window are left out of that point (``n`` is the fewest runs in an env).
+    normalized values gets a stratified-bootstrap interval of the IQM (Agarwal et al. 2021); a seed
+    without a value in some env at that point is left out of it, and ``n`` is the number of seeds
+    the interval actually used (never more).
     """
     curves = metrics.learning_curves(table, points=points, mode=mode)
     missing = sorted(set(curves["env"]) - set(references))
@@ -197,12 +198,13 @@ def normalized_curve_table(table: pd.DataFrame, references: Mapping[str, tuple[f
     rows = []
     for i, ((label, frac), g) in enumerate(curves.groupby(["label", "fraction"], sort=True)):
         wide = g.pivot_table(index="seed_index", columns="env", values="norm", aggfunc="first", dropna=False)
-        n_env = wide.notna().sum(axis=0)
-        full = len(n_env) == curves["env"].nunique()
-        row = {"label": label, "fraction": float(frac), "n": int(n_env.min()) if full else 0,
+        full = wide.shape[1] == curves["env"].nunique()
+        m = wide.to_numpy(float)
+        complete = np.isfinite(m).all(axis=1)  # the (runs, envs) rows the bootstrap uses
+        row = {"label": label, "fraction": float(frac), "n": int(complete.sum()) if full else 0,
                "envs": int(wide.shape[1]), "point": np.nan, "low": np.nan, "high": np.nan}
         if row["n"] >= 2:
-            m = wide.to_numpy(float)
+            m = m[complete]
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore")
                 est = stats.interval_estimates({"a": m}, "iqm", reps=reps, confidence=confidence, seed=seed + i,
@@ -477,17 +479,22 @@ def expected_max(curves: pd.DataFrame, colors: Mapping[str, tuple] | None = None
     if curves.empty:
         raise ValueError("expected_max: empty curve table")
     cmap = _colors(curves["algorithm"], colors)
+    # one panel per env: raw returns of different envs are never pooled (Dodge et al. work per task)
+    envs = sorted(curves["env"].unique()) if "env" in curves else [None]
     with style():
-        fig, (ax,) = _grid(1, size, panel_height=2.4, max_cols=1)
-        for alg, g in curves.groupby("algorithm", sort=True):
-            _line_band(ax, g["budget"], g, cmap[alg], f"{alg} ({int(g['n'].iloc[0]) if 'n' in g else len(g)} settings)",
-                       marker="o", ms=2.5)
-        ax.set_xlabel("hyperparameter settings tried (tuning budget)")
-        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
-        ax.set_ylabel(f"expected max {ylabel}")
+        fig, axes = _grid(len(envs), size, panel_height=2.4, max_cols=1 if len(envs) == 1 else None)
         conf = curves["confidence"].iloc[0] if "confidence" in curves else 0.95
-        ax.set_title(f"expected max performance ({conf:.0%} bootstrap bands)")
-        ax.legend(frameon=False, loc="best")
+        for ax, env in zip(axes, envs):
+            sub = curves if env is None else curves[curves["env"] == env]
+            for alg, g in sub.groupby("algorithm", sort=True):
+                _line_band(ax, g["budget"], g, cmap[alg],
+                           f"{alg} ({int(g['n'].iloc[0]) if 'n' in g else len(g)} settings)", marker="o", ms=2.5)
+            ax.set_xlabel("hyperparameter settings tried (tuning budget)")
+            ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+            ax.set_ylabel(f"expected max {ylabel}")
+            ax.set_title(f"{env + ': ' if env else ''}expected max performance ({conf:.0%} bootstrap bands)",
+                         fontsize=8)
+            ax.legend(frameon=False, loc="best")
     fig.evalkit_data = curves
     return fig
 

@@ -12,26 +12,27 @@ from evalkit import metrics
 from evalkit.spec import Study
 
 
-def run_table(study: Study, study_dir: Path, phase: str = "eval", mode: str = "train",
-              results=None) -> pd.DataFrame:
-    """Per-run scores of the stored runs of one phase, with the study's metric."""
+def run_table(study: Study, study_dir: Path, phase: str = "eval", mode: str = "train", results=None) -> pd.DataFrame:
+    """Per-run scores of one phase with the study's metric: one row per planned run (excluded runs
+    stay rows with their reason, :mod:`evalkit.accounting`)."""
     from evalkit import results as results_mod
-    table = results_mod.ensure(results, study, study_dir).episodes
-    table = table[table["phase"] == phase]
-    return metrics.run_scores(table, study.metric, mode=mode)
+    res = results if results is not None else results_mod.load(study, study_dir)
+    return res.runs(phase, study.metric, mode=mode)
 
 
 def score_table(runs: pd.DataFrame, reps: int = 10_000, confidence: float = 0.95, seed: int = 0) -> pd.DataFrame:
-    """Per (label, env): n, diverged, mean and IQM with percentile bootstrap CIs over runs.
-
-    Diverged runs are counted and left out of the estimates (their scores are NaN).
+    """Per (label, env): n used, planned, excluded runs with reasons, mean and IQM with percentile
+    bootstrap CIs over the used runs (:mod:`evalkit.accounting`: excluded runs are counted, never
+    silently dropped).
     """
+    from evalkit import accounting
     rows = []
     rng = np.random.default_rng(seed)
     for (label, env), g in runs.groupby(["label", "env"], sort=True):
-        x = g["score"].to_numpy(float)
-        x = x[np.isfinite(x)]
-        row = {"algorithm": label, "env": env, "n": len(x), "diverged": int(g["diverged"].sum())}
+        x = accounting.used(g)["score"].to_numpy(float)
+        acct = accounting.of(g)
+        row = {"algorithm": label, "env": env, "n": len(x), "diverged": int(g["diverged"].sum()),
+               "planned": acct.planned, "excluded": acct.reasons_text()}
         if len(x) >= 2 and np.ptp(x) > 0:
             ci = sps.bootstrap((x,), np.mean, n_resamples=reps, confidence_level=confidence, method="percentile",
                                random_state=rng).confidence_interval
@@ -42,7 +43,8 @@ def score_table(runs: pd.DataFrame, reps: int = 10_000, confidence: float = 0.95
             row.update(mean=x.mean() if len(x) else np.nan, low=np.nan, high=np.nan)
         row["iqm"] = sps.trim_mean(x, 0.25) if len(x) else np.nan
         rows.append(row)
-    return pd.DataFrame(rows, columns=["algorithm", "env", "n", "diverged", "mean", "low", "high", "iqm"])
+    return pd.DataFrame(rows, columns=["algorithm", "env", "n", "diverged", "mean", "low", "high", "iqm", "planned",
+                                       "excluded"])
 
 
 def text_report(study: Study, study_dir: Path, reps: int = 10_000, seed: int = 0, results=None) -> str:
@@ -50,7 +52,7 @@ def text_report(study: Study, study_dir: Path, reps: int = 10_000, seed: int = 0
     from evalkit import results as results_mod
     results = results_mod.ensure(results, study, study_dir)
     runs = run_table(study, study_dir, results=results)
-    if runs.empty:
+    if runs.empty or not (runs["reason"] != "missing").any():
         return f"{study.name}: no completed evaluation runs in {study_dir} yet (run 'evalkit run' first)"
     table = score_table(runs, reps=reps, seed=seed)
     lines = [f"study {study.name}: metric {study.metric} (training episodes), {reps} bootstrap resamples, "
@@ -59,7 +61,7 @@ def text_report(study: Study, study_dir: Path, reps: int = 10_000, seed: int = 0
         lines.append(f"== {env}")
         for _, r in g.iterrows():
             ci = f"[{r['low']:9.2f}, {r['high']:9.2f}]" if np.isfinite(r["low"]) else "[   n/a   ,    n/a   ]"
-            div = f"  ({r['diverged']} diverged)" if r["diverged"] else ""
+            div = f" of {r['planned']} planned (excluded: {r['excluded']})" if r["excluded"] else ""
             lines.append(f"  {r['algorithm']:>20s}  mean {r['mean']:9.2f} {ci}  IQM {r['iqm']:9.2f}  n={r['n']}{div}")
         lines.append("")
     lines += _tuning_lines(study, study_dir, results)
@@ -71,8 +73,9 @@ def _tuning_lines(study: Study, study_dir: Path, results) -> list[str]:
     chosen = results.selection if study.tuning else None
     if not chosen:
         return []
-    table = results.episodes
-    tune = table[table["phase"] == "tune"].drop_duplicates("run_id")
+    cat = results.catalog
+    # the budget is the sum over what actually ran: every stored tuning run, every halving rung
+    tune = cat[(cat["phase"] == "tune") & (cat["status"] == "done")]
     lines = [f"tuning ({study.tuning.search} search, {chosen['method']}):"]
     for alg in study.algorithms:
         g = tune[tune["algorithm"] == alg.name]
@@ -159,15 +162,17 @@ def _summary_tables(study: Study) -> tuple[pd.DataFrame, pd.DataFrame]:
 
 def results_table(data, reps: int, seed: int) -> pd.DataFrame:
     """Per (label, env): runs done / planned / failed / missing / diverged, mean [95% CI], IQM [95% CI],
-    median, the (0.9, 0.95) tolerance interval, and the last evaluation round's mean [95% CI]."""
-    from evalkit import stats
+    median, the (0.9, 0.95) tolerance interval, and the last evaluation round's mean [95% CI].
+    ``n`` counts the used runs; ``excluded`` the others with their reasons (:mod:`evalkit.accounting`)."""
+    from evalkit import accounting, stats
     runs = data.runs
     rows = []
     evals = data.eval_runs
     for k, ((label, env), g) in enumerate(runs.groupby(["label", "env"], sort=True)):
-        x = g["score"].to_numpy(float)
-        x = x[np.isfinite(x)]
-        row = {"algorithm": label, "env": env, "n": len(x), "diverged": int(g["diverged"].sum())}
+        x = accounting.used(g)["score"].to_numpy(float)
+        acct = accounting.of(g)
+        row = {"algorithm": label, "env": env, "n": len(x), "planned": acct.planned,
+               "excluded": acct.reasons_text() or "-", "diverged": int(g["diverged"].sum())}
         if len(x) >= 2 and np.ptp(x) > 0:
             est = stats.interval_estimates({"a": x[:, None]}, ["mean", "iqm"], reps=reps, seed=seed + k)["a"]
             tol = stats.tolerance_interval(x, 0.9, 0.95, "normal")
@@ -189,8 +194,8 @@ def results_table(data, reps: int, seed: int) -> pd.DataFrame:
 def _pairwise(data, reps: int, seed: int, max_labels: int = 6) -> pd.DataFrame:
     """Per env and pair of labels: difference of means, Welch test (Holm across the table), P(X > Y),
     and the runs per algorithm a two-sided Welch test would need to detect the observed difference."""
-    from evalkit import stats
-    runs = data.runs[np.isfinite(data.runs["score"])]
+    from evalkit import accounting, stats
+    runs = accounting.used(data.runs)
     rows, pvals = [], []
     for env, g in runs.groupby("env", sort=True):
         labels = sorted(g["label"].unique())
@@ -246,10 +251,13 @@ def _warnings(data, status: pd.DataFrame) -> list[str]:
                        f"(the study is partial; tables use the {r.done} runs done)")
         if r.diverged:
             out.append(f"{r.algorithm} on {r.env} ({r.phase}): {r.diverged} diverged runs, left out of the estimates")
+    if len(data.runs):  # every excluded run of the reported tables, with its reason
+        from evalkit import accounting
+        out += accounting.note_lines(data.runs, ("label", "env"), "reported runs")
     if status.attrs.get("pending_selection"):
         out.append("the tuning phase has not finished: no setting is selected and no evaluation runs exist yet")
     if len(data.runs):
-        n = int(data.runs.groupby(["label", "env"])["score"].apply(lambda s: np.isfinite(s).sum()).min())
+        n = int(data.runs.groupby(["label", "env"])["used"].sum().min())
         warn = stats.coverage_warning("percentile", n)
         if warn:
             out.append(f"as few as {warn}")
@@ -351,9 +359,11 @@ def tuned_results_table(chosen: dict, budgets: pd.DataFrame | None, data, reps: 
         row["chosen hyperparameters"] = (", ".join(f"{h}={v}" for h, v in sorted(s["setting"].items()))
                                          or "defaults (nothing swept)")
         row["tuning score"] = s["tuning_score"]
-        x = runs[(runs["algorithm"] == alg) & (runs["env"] == env)]["score"].to_numpy(float) if len(runs) else []
-        x = np.asarray(x)[np.isfinite(x)]
+        cell = runs[(runs["algorithm"] == alg) & (runs["env"] == env)] if len(runs) else runs
+        x = cell.loc[cell["used"].astype(bool), "score"].to_numpy(float) if len(cell) else np.array([])
         row["evaluation runs"] = len(x)
+        excluded = cell.loc[~cell["used"].astype(bool), "reason"].value_counts() if len(cell) else []
+        row["excluded"] = ", ".join(f"{k} {r}" for r, k in excluded.items()) if len(excluded) else "-"
         row["evaluation score"] = _mean_ci_text(x, reps, seed + k, empty="not run yet")
         rows.append(row)
     return pd.DataFrame(rows)
@@ -369,7 +379,7 @@ def _tuning_sections(doc, study: Study, study_dir: Path, data, reps: int, seed: 
         doc.heading("Tuning")
         chosen = results.selection if results is not None else selection.load_selection(study_dir)
         try:
-            result = audit.audit(study, study_dir, reps=min(reps, 1_000), seed=seed, results=results)
+            result = audit.audit(study, study_dir, reps=min(reps, 1_000), seed=seed, results=data.results)
         except EvalkitError as exc:
             doc.text(f"audit not available: {exc}")
             result = None
@@ -386,13 +396,16 @@ def _tuning_sections(doc, study: Study, study_dir: Path, data, reps: int, seed: 
             verdicts = pd.DataFrame(sorted(result.verdicts().items()), columns=["algorithm", "verdict"])
             doc.table(verdicts, "Verdict per algorithm (the worst of its rules)", "verdicts")
             doc.table(result.table(), "Audit rules and their evidence", "audit")
+            if result.notes:  # runs the audit excluded, and the budget its expected-max curves compare at
+                doc.items(list(result.notes))
             for f in result.findings:
                 if f.verdict != "pass":
                     warned.append(f"tuning audit, {f.algorithm}: {f.verdict.upper()} ({f.rule}): {f.evidence}")
         if study.tuning.select == "cross_env":
             from evalkit import chs
             try:
-                stage1 = data.sweep_runs
+                # CHS scores stage 2 (full budget) against stage-1 CDFs at the same, full budget
+                stage1 = selection.tuning_scores(study, study_dir, data.results)
                 if len(stage1) and len(data.runs):
                     res = chs.chs_evaluate(stage1, data.runs, reps=reps, seed=seed)
                     t = res.table()
@@ -410,6 +423,12 @@ def _tuning_sections(doc, study: Study, study_dir: Path, data, reps: int, seed: 
                     "sensitivity_high", "dimensionality", "important_hyperparameters", "n_settings", "n_runs"]
             doc.heading("Hyperparameter sensitivity", 3)
             doc.table(t[[c for c in keep if c in t]], f"Adkins et al. (2024): {res.method}", "sensitivity")
+            from evalkit import accounting
+            rung = sweep["rung"] if "rung" in sweep.columns else None
+            at = (f"settings compared at successive-halving rung {int(rung.max())} (every setting ran it); "
+                  if rung is not None and (rung >= 0).any() else "")
+            doc.items([f"{at}{accounting.summary_note(sweep, 'runs')}", *accounting.note_lines(sweep),
+                       *res.notes])
         except (EvalkitError, ValueError) as exc:
             doc.text(f"sensitivity not available: {exc}")
     return warned

@@ -48,6 +48,19 @@ class StudyResults:
         return dataclasses.replace(self, catalog=cat, episodes=ep,
                                    failures={k: v for k, v in self.failures.items() if k in ids})
 
+    def runs(self, phase: str | None = None, metric: str | None = None, mode: str = "train",
+             rung: int | None = None) -> pd.DataFrame:
+        """Per-run table, ONE ROW PER PLANNED RUN of ``phase`` (all phases when None), with ``score``,
+        ``used`` and ``reason`` (:func:`evalkit.metrics.run_scores` with the catalog; the accounting
+        rule of :mod:`evalkit.accounting`). ``rung``: for successive halving, the rung whose budget the
+        analysis compares settings at (default: the full budget)."""
+        from evalkit import metrics
+        cat = self.catalog if phase is None else self.catalog[self.catalog["phase"] == phase]
+        ep = self.episodes
+        if phase is not None and len(ep):
+            ep = ep[ep["phase"] == phase]
+        return metrics.run_scores(ep, metric or self.study.metric, mode=mode, catalog=cat, rung=rung)
+
     @property
     def empty(self) -> bool:
         """True when no planned run is stored."""
@@ -61,7 +74,7 @@ def load_catalog(study: Study, study_dir: Path) -> tuple[pd.DataFrame, pd.DataFr
     index = store.stored_index(study_dir)
     failures = store.read_failures(study_dir)
     cat, orphans = catalog_mod.build(study, study_dir, index, failures)
-    return cat, index, failures, orphans
+    return _with_rungs(cat), index, failures, orphans
 
 
 def load(study: Study, study_dir: Path) -> StudyResults:
@@ -78,6 +91,23 @@ def load(study: Study, study_dir: Path) -> StudyResults:
         cat["n_eval_episodes"] = cat["run_id"].map(counts["eval"]).fillna(0).astype("int64")
     return StudyResults(study, study_dir, cat, episodes, failures, catalog_mod.read_selection(study_dir),
                         orphans, catalog_mod.quarantined(study_dir))
+
+
+def _with_rungs(cat: pd.DataFrame) -> pd.DataFrame:
+    """A catalog whose tuning runs carry no rung (a results folder without its study file, where the
+    driver's plan is unknown) but have budgets below the full budget: successive-halving runs. Their
+    rung is recovered as the rank of their budget among the phase's budgets in that (algorithm, env),
+    so ``evalkit X results/STUDY`` answers as ``evalkit X STUDY.toml`` does."""
+    if cat.empty or "rung" not in cat.columns or (cat["rung"] >= 0).any():
+        return cat
+    short = (cat["phase"] == "tune") & (cat["budget"] < cat["full_budget"])
+    if not short.any():
+        return cat
+    cat = cat.copy()
+    tune = cat["phase"] == "tune"
+    rank = cat[tune].groupby(["algorithm", "env"])["budget"].rank(method="dense").astype("int64") - 1
+    cat.loc[tune, "rung"] = rank
+    return cat
 
 
 def ensure(results: StudyResults | None, study: Study, study_dir: Path) -> StudyResults:

@@ -1,6 +1,7 @@
 """Stage two of a tuned study: pick the setting each algorithm is reported with.
 
-``select = "per_env"``: per (algorithm, env), the setting with the highest mean tuning-run score.
+``select = "per_env"``: per (algorithm, env), the setting with the highest mean tuning-run score
+among the settings with no diverged run in that env (the divergence policy of :mod:`evalkit.accounting`).
 ``select = "cross_env"``: one setting per algorithm for all envs, by the CHS score of
 Patterson et al. (2024), computed on the tuning runs (see :mod:`evalkit.chs`).
 Selection uses tuning seeds only; the evaluation runs that follow use fresh seeds.
@@ -15,7 +16,7 @@ from typing import Any
 
 import pandas as pd
 
-from evalkit import metrics, spec
+from evalkit import accounting, metrics, spec
 from evalkit.errors import EvalkitError
 from evalkit.spec import Study
 
@@ -34,18 +35,17 @@ class Selection:
                              for (a, e), v in sorted(self.values.items())]}
 
 
-def tuning_scores(study: Study, study_dir: Path, results=None) -> pd.DataFrame:
-    """Per-run scores of the stored tuning runs of ``study`` (its metric, training episodes).
-    ``results``: the command's one load (:func:`evalkit.results.load`), else loaded here."""
+def tuning_scores(study: Study, study_dir: Path, results=None, rung: int | None = None) -> pd.DataFrame:
+    """Per-run table of the tuning phase, one row per planned tuning run (:meth:`StudyResults.runs`):
+    ``score``, ``used``, ``reason``. Successive halving: settings are compared at the full budget by
+    default (``rung``: at that rung's budget); a setting stopped at an earlier rung is a complete
+    run excluded there as ``stopped-at-rung``, never missing."""
     from evalkit import results as results_mod
-    table = results_mod.ensure(results, study, study_dir).episodes
-    table = table[table["phase"] == "tune"]
-    # successive halving leaves truncated-budget runs: only full-budget runs are compared
-    full = table["env"].map({e.name: e.steps for e in study.envs})
-    table = table[table["budget"] == full]
-    if table.empty:
+    res = results if results is not None else results_mod.load(study, study_dir)
+    runs = res.runs("tune", study.metric, rung=rung)
+    if runs.empty or not (runs["reason"] != "missing").any():
         raise EvalkitError(f"{study_dir}: no tuning runs are stored yet")
-    return metrics.run_scores(table, study.metric)
+    return runs
 
 
 def _setting_values(runs: pd.DataFrame, study: Study, algorithm: str, setting: str) -> dict[str, Any]:
@@ -69,23 +69,27 @@ def _plain(v: Any) -> Any:
     return v.item() if hasattr(v, "item") else v
 
 
-def select(study: Study, study_dir: Path) -> Selection:
+def select(study: Study, study_dir: Path, results=None) -> Selection:
     """Choose the reported setting of every (algorithm, env) from the stored tuning runs."""
-    runs = tuning_scores(study, study_dir)
+    runs = tuning_scores(study, study_dir, results)
     values, scores = {}, {}
     if study.tuning.select == "per_env":
-        means = runs.groupby(["algorithm", "env", "setting"])["score"].mean().reset_index()
-        means = means[means["score"].notna()]
+        # the divergence policy (evalkit.accounting): a setting with a diverged run in an env is never
+        # chosen there, and is never judged on its surviving runs
+        means = accounting.setting_means(runs)
         for alg in study.algorithms:
             for env in study.envs_of(alg):
                 cell = means[(means["algorithm"] == alg.name) & (means["env"] == env.name)]
-                if cell.empty:
-                    raise EvalkitError(f"{alg.name} on {env.name}: every tuning setting diverged or is missing")
-                best = cell.loc[cell["score"].idxmax()]
+                ok = cell[cell["score"].notna()]
+                if ok.empty:
+                    raise EvalkitError(f"{alg.name} on {env.name}: every tuning setting diverged or has no usable "
+                                       f"run ({len(cell)} settings; {accounting.of(runs[(runs['algorithm'] == alg.name) & (runs['env'] == env.name)]).note()})")
+                best = ok.loc[ok["score"].idxmax()]
                 values[(alg.name, env.name)] = _setting_values(runs, study, alg.name, best["setting"])
                 scores[(alg.name, env.name)] = float(best["score"])
-        return Selection("per_env: highest mean tuning score", values, scores)
+        return Selection("per_env: highest mean tuning score among settings with no diverged run", values, scores)
     from evalkit import chs
+    runs = chs.stage_runs(runs)  # used runs + diverged ones (CHS scores them 0, as the paper does)
     chosen = chs.select_chs(runs)
     for alg in study.algorithms:
         setting = chosen[alg.name]

@@ -220,7 +220,9 @@ def _setting_values(runs: pd.DataFrame, ids: tuple, hp_cols: list[str], alg: str
     if not own:
         return pd.DataFrame(index=pd.Index(ids, name="setting"))
     as_text = runs[own].astype(str)
-    spread = as_text.groupby(runs["setting"]).nunique()
+    # per (setting, env): a study's env_config may set a hyperparameter per env (the same in every
+    # setting), which is not a sweep
+    spread = as_text.groupby([runs["setting"], runs["env"]]).nunique().groupby(level=0).max()
     if (spread > 1).any().any():
         s, c = next((s, c) for c in own for s in spread.index if spread.at[s, c] > 1)
         raise TableError(f"{what}: runs of setting {s!r} of algorithm {alg!r} have different {c} values; "
@@ -303,7 +305,10 @@ def _tuning_curve(G, D, bad, hstar, per_env, cross, codes, fixed):
     best = np.zeros((b, H + 1), dtype=np.int64)
     curve[:, 0], curve[:, H] = cross, per_env
     subsets = [list(itertools.combinations(range(H), k)) for k in range(H + 1)]
-    if H < 2:
+    # with hyperparameters left out of the analysis (held at h*), tuning all H named ones per env is
+    # not the per-env tuned score over every hyperparameter: k = H is computed like the other k
+    top = H if fixed.shape[1] else H - 1
+    if top < 1:
         return curve, best, subsets
     Gc = np.where(bad[:, None, :] | D, -np.inf, G)  # partial tuning: settings diverged nowhere
     for u in np.unique(hstar):
@@ -312,7 +317,7 @@ def _tuning_curve(G, D, bad, hstar, per_env, cross, codes, fixed):
         same = codes == codes[u]  # (S, H)
         keep = (fixed == fixed[u]).all(axis=1)
         cache = {}
-        for k in range(1, H):
+        for k in range(1, top + 1):
             vals = np.empty((len(subsets[k]), len(rows)))
             for j, tuned in enumerate(subsets[k]):
                 held = [i for i in range(H) if i not in tuned]
@@ -326,18 +331,22 @@ def _tuning_curve(G, D, bad, hstar, per_env, cross, codes, fixed):
     return curve, best, subsets
 
 
-def _dimensionality(curve: np.ndarray, fraction: float) -> np.ndarray:
+def _dimensionality(curve: np.ndarray, fraction: float, per_env: np.ndarray | None = None) -> np.ndarray:
     """Interpolated fewest number of tuned hyperparameters reaching ``fraction`` x per-env tuned.
 
-    ``curve``: (b, H+1) non-decreasing in k. 0 when k = 0 reaches the target (or nothing is gained
-    by tuning per env); NaN when the target exceeds the per-env tuned score (it is <= 0).
+    ``curve``: (b, H+1) non-decreasing in k. ``per_env``: (b,) per-env tuned score over every
+    hyperparameter (default ``curve[:, H]``; differs when a subset is analysed and the rest are
+    held at h*). 0 when k = 0 reaches the target (or nothing is gained by tuning per env); NaN when
+    the target exceeds the per-env tuned score (it is <= 0) or tuning the analysed subset per env
+    does not reach it.
     """
     b, H = curve.shape[0], curve.shape[1] - 1
     cross, per = curve[:, 0], curve[:, H]
-    target = fraction * per
+    full = per if per_env is None else per_env
+    target = fraction * full
     d = np.full(b, np.nan)
     with np.errstate(invalid="ignore"):
-        zero = (cross >= target) | (cross >= per)
+        zero = (cross >= target) | (cross >= full)
         reach = curve >= target[:, None]
     d[zero] = 0.0
     ok = ~zero & reach.any(axis=1)
@@ -442,7 +451,7 @@ def hyperparameter_sensitivity(table: pd.DataFrame, hyperparameters=None, reps: 
             G, D = _algorithm_view(L, a, gamma, div)
             per, each, cross, hstar, bad = _tuned(G, D)
             curve, best, subsets = _tuning_curve(G, D, bad, hstar, per, cross, *codes[a])
-            dim = _dimensionality(curve, target_fraction)
+            dim = _dimensionality(curve, target_fraction, per)
             if not hps[a][0] and len(L.settings[a]) > 1:
                 dim[:] = np.nan  # settings differ only in hyperparameters left out of the analysis
             out[a] = dict(per=per, each=each, cross=cross, phi=per - cross, dim=dim, hstar=hstar,
@@ -477,9 +486,15 @@ def hyperparameter_sensitivity(table: pd.DataFrame, hyperparameters=None, reps: 
         if not hps[a][0] and len(L.settings[a]) > 1:
             notes.append(f"{a}: none of the analysed hyperparameters is swept; dimensionality not computed")
         elif undefined_dim > 0:
-            notes.append(f"{a}: dimensionality undefined (per-env tuned score <= 0) in {undefined_dim} resamples")
+            why = ("per-env tuned score <= 0, or tuning only " + ",".join(hps[a][0]) + " per env (the other "
+                   "swept ones at the cross-env best) does not reach the target") if hps[a][1] else \
+                "per-env tuned score <= 0"
+            notes.append(f"{a}: dimensionality undefined ({why}) in {undefined_dim} resamples")
+        if hps[a][1]:
+            notes.append(f"{a}: analysed {','.join(hps[a][0]) or 'none'}; {','.join(hps[a][1])} held at the "
+                         f"cross-env best setting (the tuning curve's last point tunes only the analysed ones)")
         results.append(_summarise(a, L, point[a], bs, hps[a][0], confidence))
-    method = (f"Adkins et al. 2024: {'5th/95th percentile normalization per env, ' if normalize else ''}"
+    method = (f"Adkins et al. 2024: {'5th/95th percentile normalization per env (pooled over every compared algorithm by definition: an algorithm`s scores depend on which algorithms are compared), ' if normalize else ''}"
               f"per-env vs cross-env tuned score, {int(target_fraction * 100)}% dimensionality; "
               f"percentile bootstrap over runs within (algorithm, setting, env)")
     bnd = {e: (float(lo), float(hi)) for e, (lo, hi) in zip(L.envs, bounds[0])} if normalize else {}

@@ -23,7 +23,7 @@ from typing import Any, Callable
 import numpy as np
 import pandas as pd
 
-from evalkit import metrics, seeding, spec, store
+from evalkit import accounting, metrics, seeding, spec, store
 from evalkit.spec import AlgorithmSpec, Run, Study
 
 Execute = Callable[[list[Run], str], None]
@@ -33,22 +33,38 @@ def setting_objective(runs: pd.DataFrame) -> pd.Series:
     """Score per setting of one algorithm: per env, the setting's mean run score min-max scaled
     across that algorithm's settings (so envs weigh equally), then averaged over envs.
 
-    ``runs``: per-run table (``metrics.run_scores``) of one algorithm's tuning runs. Settings with a
-    diverged run in any env get -inf (never selected, never promoted). Index: setting id.
+    ``runs``: per-run table (``metrics.run_scores``) of one algorithm's tuning runs. The divergence
+    policy of :mod:`evalkit.accounting`: a setting with a diverged run in any env gets -inf (never
+    selected, never promoted); so does a setting with no usable run in some env. Index: setting id.
     """
-    means = runs.groupby(["setting", "env"])["score"].mean().unstack("env")
+    if "used" not in runs.columns:  # a per-run table from an older caller: NaN scores are not usable
+        runs = runs.assign(used=runs["score"].notna(), reason="")
+    means = accounting.setting_means(runs, by=["setting", "env"]).set_index(["setting", "env"])["score"].unstack("env")
     lo, hi = means.min(), means.max()
     scaled = (means - lo) / (hi - lo).where(hi > lo, 1.0)
-    objective = scaled.mean(axis=1)
+    objective = scaled.mean(axis=1, skipna=False)
     diverged = runs.groupby("setting")["diverged"].any()
     return objective.where(~diverged.reindex(objective.index, fill_value=False), -math.inf).fillna(-math.inf)
 
 
 def _scores(study: Study, study_dir: Path, phase_runs: list[Run]) -> pd.DataFrame:
+    """Per-run table of ``phase_runs``, one row per run (a run with no episode, a failed or missing
+    one stays a row with its reason: :mod:`evalkit.accounting`), for the objective."""
+    index = store.stored_index(study_dir)
     ids = {r.run_id for r in phase_runs}
-    stored = store.scan(study_dir, repair=False)
-    table = store.load(study_dir, [stored[i] for i in ids if i in stored])
-    return metrics.run_scores(table, study.metric)
+    hit = index[index["run_id"].isin(ids)]
+    table = store.load(study_dir, index=hit)
+    failures = store.read_failures(study_dir)
+    status = dict(zip(hit["run_id"], hit["status"]))
+    runs = list({r.run_id: r for r in phase_runs}.values())
+    catalog = pd.DataFrame({
+        "run_id": [r.run_id for r in runs], "algorithm": [r.algorithm for r in runs],
+        "agent": [r.agent for r in runs], "env": [r.env for r in runs], "phase": [r.phase for r in runs],
+        "seed_index": [r.seed_index for r in runs], "seed": [r.seed for r in runs],
+        "setting": [r.setting for r in runs], "budget": [r.steps for r in runs],
+        "status": ["done" if r.run_id in status else "failed" if r.run_id in failures else "missing" for r in runs],
+        "diverged_flag": [status.get(r.run_id) == "diverged" for r in runs]})
+    return metrics.run_scores(table, study.metric, catalog=catalog)
 
 
 def proposal_path(study: Study, study_dir: Path, alg: AlgorithmSpec) -> Path:

@@ -65,7 +65,7 @@ def test_report_writes_markdown_html_and_figures_with_the_computed_numbers(write
     # the table's means are the means of the per-run scores (metric auc)
     runs = metrics.run_scores(load_current(study, out), "auc")
     for (alg, env), g in runs.groupby(["algorithm", "env"]):
-        row = [ln for ln in md.splitlines() if ln.startswith(f"| {alg} | {env} | 5 | 0 |")][0]  # n, diverged
+        row = [ln for ln in md.splitlines() if ln.startswith(f"| {alg} | {env} | 5 | 5 | - | 0 |")][0]  # n, planned, excluded, diverged
         assert f"| {g['score'].mean():.4g} [" in row
     for name in ("curves", "distributions", "aggregates", "improvement", "profiles", "normalized_curves"):
         assert (out / "figures" / f"{name}.png").stat().st_size > 1000
@@ -157,7 +157,7 @@ def test_report_tables_survive_diverged_runs(write_study, tmp_path):
     run(path, tmp_path)
     assert cli.main(["report", str(path), "--root", str(tmp_path), "--reps", "200"]) == 0
     md = (tmp_path / "simple" / "report.md").read_text()
-    row = [ln for ln in md.splitlines() if ln.startswith("| b | CartPole-v1 | 4 | 1 |")]
+    row = [ln for ln in md.splitlines() if ln.startswith("| b | CartPole-v1 | 4 | 5 | 1 diverged | 1 |")]
     assert row, "diverged run counted and left out"
     assert "1 diverged runs" in md
     assert np.isfinite(pd.read_parquet(next((tmp_path / "simple" / "runs").rglob("*.parquet")))["return"]).any()
