@@ -101,7 +101,11 @@ def labels(runs: pd.DataFrame) -> pd.Series:
 
 
 def labels_by_run(table: pd.DataFrame) -> pd.Series:
-    """``run_id -> label`` for the runs of a long episode table (one row per run is labelled)."""
+    """``run_id -> label`` for the runs of a long episode table: its ``label`` column when it has one
+    (e.g. a comparison's ``sarsa [best per env]``), else :func:`labels` of one row per run."""
+    if "label" in table.columns:
+        first = table.drop_duplicates("run_id")
+        return pd.Series(first["label"].astype(str).to_numpy(), index=first["run_id"].to_numpy())
     cols = [c for c in ["run_id", "algorithm", "phase", "env", "setting"] if c in table.columns]
     runs = table.drop_duplicates("run_id")[cols + [c for c in table.columns if c.startswith("hp.")]]
     return pd.Series(labels(runs.reset_index(drop=True)).to_numpy(), index=runs["run_id"].to_numpy())

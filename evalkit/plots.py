@@ -41,6 +41,9 @@ from evalkit import labels as labels_mod
 from evalkit import metrics, stats
 
 WIDTHS = {"single": 3.5, "double": 7.0}  # inches: one column / full width of a two-column paper
+DPI = 300            # PNG resolution
+MAX_HEIGHT = 12.5    # inches: with margins and tight bounding boxes no side passes 4,000 px at 300 dpi
+MAX_PAIRS = 24       # more pairs than this: probability of improvement of the best against each other
 STYLE = {"font.size": 8, "axes.titlesize": 8, "axes.labelsize": 8, "legend.fontsize": 7, "xtick.labelsize": 7,
          "ytick.labelsize": 7, "axes.spines.top": False, "axes.spines.right": False, "axes.grid": True,
          "grid.alpha": 0.3, "grid.linewidth": 0.5, "lines.linewidth": 1.2, "pdf.fonttype": 42,
@@ -104,6 +107,7 @@ def _grid(n_panels: int, size: str, panel_height: float = 2.0, max_cols: int | N
         raise ValueError(f"size: expected one of {sorted(WIDTHS)}, found {size!r}")
     cols = max(1, min(n_panels, max_cols or (2 if size == "single" else 3)))
     rows = int(np.ceil(n_panels / cols))
+    panel_height = min(panel_height, (MAX_HEIGHT - 0.3) / rows)  # bounded, however many panels or bars
     fig = Figure(figsize=(WIDTHS[size], panel_height * rows + 0.3), layout="constrained")
     axes = np.atleast_1d(fig.subplots(rows, cols, squeeze=False).ravel())
     for ax in axes[n_panels:]:
@@ -381,6 +385,11 @@ def improvement(scores: Mapping[str, np.ndarray], pairs: Sequence[tuple[str, str
     if pairs is None:  # better (higher mean score) first, so bars read as "how sure is the lead"
         ranked = sorted(labels, key=lambda k: -float(np.nanmean(np.asarray(scores[k], float))))
         pairs = [(x, y) for i, x in enumerate(ranked) for y in ranked[i + 1:]]
+        if len(pairs) > MAX_PAIRS:  # the figure stays readable: the leader against every other label
+            warnings.warn(f"probability of improvement: {len(pairs)} pairs of {len(labels)} labels; the figure "
+                          f"shows P({ranked[0]} > Y) for {min(len(ranked) - 1, MAX_PAIRS)} others (the leader by mean score)",
+                          stacklevel=2)
+            pairs = [(ranked[0], y) for y in ranked[1:]][:MAX_PAIRS]
     if not pairs:
         raise ValueError("improvement: needs at least two algorithms")
     rows = []
@@ -568,21 +577,33 @@ def sensitivity_plane(result, colors: Mapping[str, tuple] | None = None, size: s
 def expected_max(curves: pd.DataFrame, colors: Mapping[str, tuple] | None = None, ylabel: str = "score",
                  size: str = "single") -> Figure:
     """Expected maximum performance against the number of hyperparameter settings tried (Dodge et
-    al. 2019), with the bootstrap band; ``curves``: long table algorithm, budget, point, low, high."""
+    al. 2019), with the bootstrap band; ``curves``: long table algorithm, budget, point, low, high
+    (and ``n`` settings), with an ``env`` column one panel per env (scores of different envs are
+    never pooled)."""
     if curves.empty:
         raise ValueError("expected_max: empty curve table")
     cmap = _colors(curves["algorithm"], colors)
+    envs = sorted(curves["env"].unique()) if "env" in curves.columns else [None]
     with style():
-        fig, (ax,) = _grid(1, size, panel_height=2.4, max_cols=1)
-        for alg, g in curves.groupby("algorithm", sort=True):
-            _line_band(ax, g["budget"], g, cmap[alg], f"{alg} ({int(g['n'].iloc[0]) if 'n' in g else len(g)} settings)",
-                       marker="o", ms=2.5)
-        ax.set_xlabel("hyperparameter settings tried (tuning budget)")
-        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
-        ax.set_ylabel(f"expected max {ylabel}")
+        fig, axes = _grid(len(envs), size, panel_height=2.4 if len(envs) == 1 else 2.0,
+                          max_cols=1 if len(envs) == 1 else None)
+        for ax, env in zip(axes, envs):
+            d = curves if env is None else curves[curves["env"] == env]
+            for alg, g in d.groupby("algorithm", sort=True):
+                _line_band(ax, g["budget"], g, cmap[alg],
+                           f"{alg} ({int(g['n'].iloc[0]) if 'n' in g else len(g)} settings)", marker="o", ms=2.5)
+            ax.set_xlabel("hyperparameter settings tried (tuning budget)")
+            ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+            ax.set_ylabel(f"expected max {ylabel}")
+            if env is not None:
+                ax.set_title(env)
+            ax.legend(frameon=False, loc="best")
         conf = curves["confidence"].iloc[0] if "confidence" in curves else 0.95
-        ax.set_title(f"expected max performance ({conf:.0%} bootstrap bands)")
-        ax.legend(frameon=False, loc="best")
+        title = f"expected max performance ({conf:.0%} bootstrap bands over settings)"
+        if env is None:
+            axes[0].set_title(title)
+        else:
+            fig.suptitle(title, fontsize=8)
     fig.evalkit_data = curves
     return fig
 
@@ -591,9 +612,10 @@ def expected_max(curves: pd.DataFrame, colors: Mapping[str, tuple] | None = None
 # output
 # ---------------------------------------------------------------------------------------------
 
-def save(fig: Figure, stem: str | Path, formats: Sequence[str] = ("pdf", "png"), dpi: int = 200) -> list[Path]:
-    """Write ``stem.pdf`` (vector) and ``stem.png``; each file is written to a temporary name and
-    renamed, so a killed process never leaves half a figure. Returns the paths written."""
+def save(fig: Figure, stem: str | Path, formats: Sequence[str] = ("pdf", "png"), dpi: int = DPI) -> list[Path]:
+    """Write ``stem.pdf`` (vector, TrueType fonts embedded as Type 42) and ``stem.png`` (``dpi``, 300 by
+    default); each file is written to a temporary name and renamed, so a killed process never
+    leaves half a figure. Returns the paths written."""
     stem = Path(stem)
     stem.parent.mkdir(parents=True, exist_ok=True)
     paths = []
