@@ -45,20 +45,29 @@ def load(study: Study, study_dir: Path, setting: str | None = None) -> StudyData
     selected one in a tuned study, else the one named by ``setting``, else the best per env with a
     maximization-bias note); the sweep figures get every setting (``sweep_runs``).
     """
-    from evalkit import comparison, compare, selection
+    from evalkit import selection
     from evalkit.status import load_current
     full = load_current(study, study_dir)
     if full.empty:
         raise EvalkitError(f"{study_dir}: no stored runs (run 'evalkit run {study.path}' first)")
-    table = full[full["phase"] == "eval"]
-    runs = metrics.run_scores(table, study.metric) if len(table) else pd.DataFrame()
     sweep = pd.DataFrame()
     if study.tuning and (full["phase"] == "tune").any():
         try:
             sweep = selection.tuning_scores(study, study_dir)
         except EvalkitError:
             sweep = pd.DataFrame()
-    elif len(runs) and runs.groupby(["algorithm", "env"])["setting"].nunique().max() > 1:
+    return assemble(study, full, sweep, setting)
+
+
+def assemble(study: Study, full: pd.DataFrame, sweep: pd.DataFrame | None = None,
+             setting: str | None = None) -> StudyData:
+    """:class:`StudyData` from a study's episode table ``full`` (every phase) and the per-run table
+    of its sweep (``sweep``; default: the evaluation runs when an algorithm has several settings)."""
+    from evalkit import comparison, compare
+    table = full[full["phase"] == "eval"]
+    runs = metrics.run_scores(table, study.metric) if len(table) else pd.DataFrame()
+    sweep = pd.DataFrame() if sweep is None else sweep
+    if sweep.empty and len(runs) and runs.groupby(["algorithm", "env"])["setting"].nunique().max() > 1:
         sweep = runs
     notes = []
     if len(runs):

@@ -60,7 +60,7 @@ def style():
 
 def algorithm_of(label: str) -> str:
     """The algorithm part of a label (``dqn[lr=0.001]`` -> ``dqn``)."""
-    return str(label).partition("[")[0]
+    return str(label).partition("[")[0].strip()
 
 
 def palette(labels: Iterable[str]) -> dict[str, tuple]:
