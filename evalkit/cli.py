@@ -113,7 +113,7 @@ def cmd_status(args: argparse.Namespace) -> int:
 def cmd_report(args: argparse.Namespace) -> int:
     from evalkit import report
     study, study_dir = _study_dir(args)
-    text = report.text_report(study, study_dir, reps=args.reps, seed=args.seed)
+    text = report.text_report(study, study_dir, reps=args.reps, seed=args.seed, setting=args.setting)
     print(text)
     if args.text_only or text.endswith("(run 'evalkit run' first)"):
         return 0

@@ -387,7 +387,8 @@ def improvement(scores: Mapping[str, np.ndarray], pairs: Sequence[tuple[str, str
         pairs = [(x, y) for i, x in enumerate(ranked) for y in ranked[i + 1:]]
         if len(pairs) > MAX_PAIRS:  # the figure stays readable: the leader against every other label
             warnings.warn(f"probability of improvement: {len(pairs)} pairs of {len(labels)} labels; the figure "
-                          f"shows P({ranked[0]} > Y) for {min(len(ranked) - 1, MAX_PAIRS)} others (the leader by mean score)",
+                          f"shows P({ranked[0]} > Y) for {min(len(ranked) - 1, MAX_PAIRS)} others (the leader by "
+                          f"mean score)",
                           stacklevel=2)
             pairs = [(ranked[0], y) for y in ranked[1:]][:MAX_PAIRS]
     if not pairs:

@@ -45,11 +45,14 @@ def score_table(runs: pd.DataFrame, reps: int = 10_000, confidence: float = 0.95
     return pd.DataFrame(rows, columns=["algorithm", "env", "n", "diverged", "mean", "low", "high", "iqm"])
 
 
-def text_report(study: Study, study_dir: Path, reps: int = 10_000, seed: int = 0) -> str:
-    """The plain-text report printed by ``evalkit report``."""
+def text_report(study: Study, study_dir: Path, reps: int = 10_000, seed: int = 0, setting: str | None = None) -> str:
+    """The plain-text report printed by ``evalkit report`` (one setting per algorithm and env, as the
+    comparison figures: :func:`evalkit.comparison.one_setting_per_algorithm`)."""
+    from evalkit import comparison
     runs = run_table(study, study_dir)
     if runs.empty:
         return f"{study.name}: no completed evaluation runs in {study_dir} yet (run 'evalkit run' first)"
+    runs, notes = comparison.one_setting_per_algorithm(runs, setting)
     table = score_table(runs, reps=reps, seed=seed)
     lines = [f"study {study.name}: metric {study.metric} (training episodes), {reps} bootstrap resamples, "
              f"95% percentile CIs of the mean over runs", ""]
@@ -60,6 +63,7 @@ def text_report(study: Study, study_dir: Path, reps: int = 10_000, seed: int = 0
             div = f"  ({r['diverged']} diverged)" if r["diverged"] else ""
             lines.append(f"  {r['algorithm']:>20s}  mean {r['mean']:9.2f} {ci}  IQM {r['iqm']:9.2f}  n={r['n']}{div}")
         lines.append("")
+    lines += [f"note: {n}" for n in notes] + ([""] if notes else [])
     lines += _tuning_lines(study, study_dir)
     return "\n".join(lines)
 
@@ -112,7 +116,8 @@ FIGURE_CAPTIONS = {
     "sensitivity_plane": "Performance-sensitivity plane (Adkins et al. 2024): per-env tuned normalized score "
                          "against sensitivity, 95% bootstrap CIs.",
     "expected_max": "Expected maximum performance against the number of hyperparameter settings tried "
-                    "(Dodge et al. 2019), 95% bootstrap bands.",
+                    "(Dodge et al. 2019), per env from each setting's mean run score there (returns of different "
+                    "envs are never pooled), 95% bootstrap bands over settings.",
 }
 
 

@@ -38,7 +38,8 @@ def cell(v: object) -> str:
 
 
 def fold_intervals(df: pd.DataFrame) -> pd.DataFrame:
-    """``x``, ``x_low``, ``x_high`` (or ``point``/``low``/``high``) -> one text column ``x`` = ``point [low, high]``."""
+    """``x``, ``x_low``, ``x_high`` (or ``point``/``low``/``high``) -> one text column ``x``:
+    ``point [low, high]``."""
     out = df.copy()
     for c in list(out.columns):
         lo, hi = (f"{c}_low", f"{c}_high") if c != "point" else ("low", "high")
