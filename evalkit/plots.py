@@ -528,8 +528,10 @@ def score_distributions(runs: pd.DataFrame, coverage: float = 0.9, confidence: f
                 ax.vlines(i + 0.2, r["ci_low"], r["ci_high"], color=cmap[lab], lw=3.5)
                 ax.vlines(i + 0.32, r["tol_low"], r["tol_high"], color=cmap[lab], lw=1.2)
                 ax.plot([i + 0.2], [r["mean"]], marker="_", color="k", ms=7)
+            # long neighbouring names would overlap side by side
+            tilt = len(present) > 3 or any(len(a) + len(b) > 18 for a, b in zip(present, present[1:]))
             ax.set_xticks(range(len(present)), [f"{lab}\n(n={int(d.loc[lab, 'n'])})" for lab in present],
-                          rotation=30 if len(present) > 3 else 0, ha="right" if len(present) > 3 else "center")
+                          rotation=30 if tilt else 0, ha="right" if tilt else "center")
             ax.set_xlim(-0.6, len(present) - 0.4)
             ax.set_title(env)
             ax.set_ylabel(ylabel)
