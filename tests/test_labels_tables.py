@@ -133,7 +133,8 @@ def test_report_and_plot_of_an_untuned_sweep_compare_one_setting_per_algorithm(w
 
 def test_comparison_renders_within_100_columns():
     from evalkit.compare import Comparison
-    per_env = pd.DataFrame([{"env": f"Env{i}-v0", "n sarsa": 10, "n q_learning": 10, "mean sarsa": "-28.48 [-31, -26.4]",
+    per_env = pd.DataFrame([{"env": f"Env{i}-v0", "n sarsa": 10, "n q_learning": 10,
+                             "mean sarsa": "-28.48 [-31, -26.4]",
                              "mean q_learning": "-28.08 [-30.7, -25.5]", "tolerance sarsa": "[-39.56, -17.39]",
                              "difference": -0.39, "test": "paired t", "p": 0.82, "P(sarsa > q_learning)": "0.51"}
                             for i in range(3)])
