@@ -350,11 +350,15 @@ def normalized_curves(table: pd.DataFrame, references: Mapping[str, tuple[float,
     cmap = _colors(data["label"], colors)
     with style():
         fig, (ax,) = _grid(1, size, panel_height=2.4, max_cols=1)
-        for label, g in data.groupby("label", sort=True):
-            g = g[g["n"] > 0]  # fractions where some env had no episode end in any run carry no data
+        for label in labels_mod.ordered(data["label"]):
+            g = data[data["label"] == label]
+            # as the per-env curves: drawn once min(3, all) runs in every env have finished an episode
+            g = g[g["n"] >= max(1, min(3, int(g["n"].max())))]
+            full = g.loc[g["n"] == g["n"].max(), "fraction"]
+            entry = f", all from {100 * full.min():.0f}%" if len(full) and g["n"].min() < g["n"].max() else ""
             _line_band(ax, 100 * g["fraction"], g, cmap[label],
                        f"{label} ({_n_text(g['n'])} runs x {int(g['envs'].max())} env"
-                       f"{'s' if g['envs'].max() > 1 else ''})",
+                       f"{'s' if g['envs'].max() > 1 else ''}{entry})",
                        ls=style_of(label, cmap))
         ax.set_xlabel("% of the step budget")
         ax.set_ylabel("IQM normalized score")
