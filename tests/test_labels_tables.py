@@ -142,3 +142,15 @@ def test_comparison_renders_within_100_columns():
     text = tables.render_comparison(Comparison(per_env, agg, "min-max", ("a note " * 30,)))
     assert max(map(len, text.splitlines())) <= 100
     assert "Env2-v0" in text and "  mean q_learning" in text and "note: a note" in text
+
+
+def test_large_pairwise_tables_are_summarised_per_env():
+    from evalkit import report
+    rows = [{"env": env, "X": f"a{i}", "Y": f"a{j}", "mean X - mean Y": float(i - j) * (1 + k),
+             "p (Welch)": 0.01, "p (Holm)": 0.2 if i == 0 else 0.01, "P(X > Y)": "0.5", "runs needed (80% power)": "9"}
+            for k, env in enumerate(["E1", "E2", "E3"]) for i in range(6) for j in range(i + 1, 6)]
+    pair = pd.DataFrame(rows)
+    assert len(pair) == 45 > report.MAX_PAIRWISE_ROWS
+    summary = report._pairwise_summary(pair)
+    assert summary["pairs"].tolist() == [15, 15, 15] and summary["p (Holm) < 0.05"].tolist() == [10, 10, 10]
+    assert summary.loc[2, "largest difference"] == "a0 - a5: -15"
