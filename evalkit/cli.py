@@ -33,6 +33,14 @@ def _study_dir(args: argparse.Namespace):
     return study, spec.results_dir(study, args.root)
 
 
+def _add_setting(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--setting", metavar="HP=V,...",
+                   help="the setting comparison figures and tables use for a swept algorithm, e.g. "
+                        "'alpha=0.2, epsilon=0.05' or 'sarsa: alpha=0.2; q_learning: alpha=0.8' (default: the "
+                        "selected one in a tuned study, else each algorithm's best per env, with a "
+                        "maximization-bias warning)")
+
+
 # ------------------------------------------------------------------ commands
 
 
@@ -106,13 +114,13 @@ def cmd_report(args: argparse.Namespace) -> int:
     from evalkit import report, results
     study, study_dir = _study_dir(args)
     loaded = results.load(study, study_dir)  # one load per command, handed to every part of the report
-    text = report.text_report(study, study_dir, reps=args.reps, seed=args.seed, results=loaded)
+    text = report.text_report(study, study_dir, reps=args.reps, seed=args.seed, results=loaded, setting=args.setting)
     print(text)
     if args.text_only or text.endswith("(run 'evalkit run' first)"):
         return 0
     paths = report.write_report(study, study_dir, args.out, reps=args.reps, seed=args.seed,
                                 figures=not args.no_figures, latex=args.latex, formats=_formats(args.format),
-                                results=loaded)
+                                results=loaded, setting=args.setting)
     for p in paths:
         print(f"written: {p}")
     if not args.no_figures:
@@ -132,7 +140,7 @@ def cmd_plot(args: argparse.Namespace) -> int:
     from evalkit import figures, results
     study, study_dir = _study_dir(args)
     kinds = figures.KINDS if args.kind == "all" else tuple(k.strip() for k in args.kind.split(",") if k.strip())
-    data = figures.load(study, study_dir, results=results.load(study, study_dir))
+    data = figures.load(study, study_dir, results=results.load(study, study_dir), setting=args.setting)
     built = figures.build(data, kinds, size=args.size, reps=args.reps, seed=args.seed)
     if not built:
         raise EvalkitError(f"{study_dir}: none of the requested figures ({', '.join(kinds)}) applies to the "
@@ -152,9 +160,10 @@ def _analysis_dir(study_dir: Path) -> Path:
 
 
 def _compact(df):
-    """The table for the terminal: the method, reps and confidence are said once, above it."""
-    return df.drop(columns=[c for c in ("method", "reps", "confidence") if c in df.columns]).to_string(
-        index=False, float_format=lambda v: f"{v:.4g}")
+    """The table for the terminal, within 100 columns (one quantity per line when wider): the method,
+    reps and confidence are said once, above it; the full table is in the CSV."""
+    from evalkit import tables
+    return tables.render(df)
 
 
 def _write_table(df, path: Path) -> None:
@@ -208,20 +217,21 @@ def cmd_sensitivity(args: argparse.Namespace) -> int:
     hps = args.hyperparameters.split(",") if args.hyperparameters else None
     result = sensitivity.hyperparameter_sensitivity(runs, hyperparameters=hps, reps=args.reps, seed=args.seed,
                                                     normalize=not args.no_normalize)
-    table = result.table()
+    from evalkit import tables
+    table = tables.readable_settings(result.table(), runs)  # settings by their hyperparameters, not ids
     out = _analysis_dir(study_dir)
     _write_table(table, out / "sensitivity")
-    print(f"hyperparameter sensitivity (Adkins, Bowling & White 2024) on the {phase} runs, metric {study.metric}, "
-          f"{args.reps} bootstrap resamples, 95% percentile CIs")
+    print(tables.fit(f"hyperparameter sensitivity (Adkins, Bowling & White 2024) on the {phase} runs, metric "
+                     f"{study.metric}, {args.reps} bootstrap resamples, 95% percentile CIs"))
     if halving:
-        print(f"budget: successive-halving rung {rung if rung is not None else 'final'} ({_rung_budget(runs)}); "
-              f"settings are compared at this common budget (--rung K for another)")
+        print(tables.fit(f"budget: successive-halving rung {rung if rung is not None else 'final'} "
+                         f"({_rung_budget(runs)}); settings are compared at this common budget (--rung K for another)"))
     if "method" in table.columns and len(table):
-        print(f"method: {table['method'].iloc[0]}")
+        print(tables.fit(f"method: {table['method'].iloc[0]}"))
     _print_accounting(runs, f"{phase} runs")
-    print(f"divergence: {accounting_policy()}")
+    print(tables.fit(f"divergence: {accounting_policy()}"))
     for n in result.notes:
-        print(f"note: {n}")
+        print(tables.fit(f"note: {n}"))
     print(_compact(table))
     print(f"written: {out / 'sensitivity.csv'}")
     return 0
@@ -250,21 +260,23 @@ def cmd_chs(args: argparse.Namespace) -> int:
         for s in chosen["selected"]:
             if s["algorithm"] not in seen:
                 seen.add(s["algorithm"])
-                print(f"  {s['algorithm']}: {s['setting']}  (stage-1 score {s['tuning_score']:.4f})")
+                from evalkit.labels import setting_text
+                print(f"  {s['algorithm']}: {setting_text(s['setting'])}  (stage-1 score {s['tuning_score']:.4f})")
     result = chs.chs_evaluate(stage1, stage2, reps=args.reps, seed=args.seed)
-    table = result.table()
+    from evalkit import tables
+    table = tables.readable_settings(result.table(), stage1)
     out = _analysis_dir(study_dir)
     _write_table(table, out / "chs")
     print("CHS score of the stage-2 runs against the stage-1 CDFs (Patterson et al. 2024), 95% percentile CIs")
     if "method" in table.columns and len(table):
-        print(f"method: {table['method'].iloc[0]}")
+        print(tables.fit(f"method: {table['method'].iloc[0]}"))
     if halving:
-        print(f"budget: the full budget ({_rung_budget(stage1)}), the budget of stage 2; settings stopped at an "
-              f"earlier successive-halving rung are excluded from stage 1 (stopped-at-rung)")
+        print(tables.fit(f"budget: the full budget ({_rung_budget(stage1)}), the budget of stage 2; settings stopped "
+                         f"at an earlier successive-halving rung are excluded from stage 1 (stopped-at-rung)"))
     _print_accounting(stage1, "stage 1 (tuning runs)")
     _print_accounting(stage2, "stage 2 (evaluation runs)")
-    print(f"divergence: {accounting.CHS_DIVERGENCE}; the CDF normalizer pools every algorithm's stage-1 runs "
-          f"by definition, so an algorithm's score depends on which algorithms are compared")
+    print(tables.fit(f"divergence: {accounting.CHS_DIVERGENCE}; the CDF normalizer pools every algorithm's stage-1 "
+                     f"runs by definition, so an algorithm's score depends on which algorithms are compared"))
     print(_compact(table))
     print(f"written: {out / 'chs.csv'}")
     return 0
@@ -278,7 +290,8 @@ def cmd_audit(args: argparse.Namespace) -> int:
     _write_table(result.table(), out / "audit")
     if len(result.curves):
         _write_table(result.curves, out / "expected_max")
-    print(result.render())
+    from evalkit import tables
+    print(tables.fit(result.render()))
     print(f"written: {out / 'audit.csv'}")
     return 0
 
@@ -292,7 +305,9 @@ def cmd_compare(args: argparse.Namespace) -> int:
     out = _analysis_dir(study_dir)
     _write_table(result.per_env.astype(str), out / f"compare_{a}_vs_{b}")
     _write_table(result.aggregate, out / f"compare_{a}_vs_{b}_aggregate")
-    print(result.render())
+    from evalkit import tables
+    print(tables.render_comparison(result))
+    print(f"written: {out / f'compare_{a}_vs_{b}.csv'}")
     return 0
 
 
@@ -369,6 +384,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--no-figures", action="store_true", help="tables only")
     p.add_argument("--format", default="pdf,png", help="figure formats (default: pdf,png)")
     p.add_argument("--text-only", action="store_true", help="print the table; write no files")
+    _add_setting(p)
 
     p = command("plot", cmd_plot, "paper figures: learning curves, aggregates, probability of improvement, "
                 "profiles, score distributions, sensitivity, expected max (PDF and PNG)")
@@ -383,6 +399,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--format", default="pdf,png", help="comma-separated: pdf, png, svg (default: pdf,png)")
     p.add_argument("--reps", type=int, default=2_000, help="bootstrap resamples (default: 2000)")
     p.add_argument("--seed", type=int, default=0)
+    _add_setting(p)
 
     p = command("compare", cmd_compare, "compare two algorithms per env and across envs: CIs, tolerance "
                 "intervals, tests, probability of improvement, runs needed")

@@ -21,7 +21,6 @@ from evalkit.spec import Study
 
 KINDS = ("curves", "eval_curves", "normalized_curves", "aggregates", "improvement", "profiles", "distributions",
          "sensitivity", "expected_max")
-MAX_CURVES = 10  # more labels than this in an env: curves show each algorithm's best setting there
 
 
 @dataclass
@@ -40,19 +39,19 @@ class StudyData:
     results: object = None         # the StudyResults everything above came from (one load per command)
 
 
-def load(study: Study, study_dir: Path, results=None) -> StudyData:
-    """Load the stored runs of ``study`` that belong to it now (orphans left out)."""
-    from evalkit import compare, selection
+def load(study: Study, study_dir: Path, results=None, setting: str | None = None) -> StudyData:
+    """Load the stored runs of ``study`` that belong to it now (orphans left out), once.
+
+    Comparison figures get one setting per algorithm and env (:mod:`evalkit.comparison`: the
+    selected one in a tuned study, else the one named by ``setting``, else the best per env with a
+    maximization-bias note); the sweep figures get every setting (``sweep_runs``). ``results``: the
+    command's :class:`evalkit.results.StudyResults` (loaded here when not given).
+    """
+    from evalkit import selection
     from evalkit import results as results_mod
     res = results if results is not None else results_mod.load(study, study_dir)
-    full = res.episodes
     if res.empty:
         raise EvalkitError(f"{study_dir}: no stored runs (run 'evalkit run {study.path}' first)")
-    table = full[full["phase"] == "eval"] if len(full) else full
-    # one row per planned evaluation run (accounting: excluded runs stay rows with their reason)
-    runs = res.runs("eval", study.metric) if (res.catalog["phase"] == "eval").any() else pd.DataFrame()
-    has_eval = len(table) and (table["mode"] == "eval").any()
-    eval_runs = res.runs("eval", "final", mode="eval") if has_eval else pd.DataFrame()
     sweep = pd.DataFrame()
     if study.tuning and (res.catalog["phase"] == "tune").any():
         try:  # sensitivity and expected max compare every setting: rung 0 under successive halving
@@ -60,13 +59,44 @@ def load(study: Study, study_dir: Path, results=None) -> StudyData:
             sweep = selection.tuning_scores(study, study_dir, res, rung=0 if halving else None)
         except EvalkitError:
             sweep = pd.DataFrame()
-    elif len(runs) and runs.groupby(["algorithm", "env"])["setting"].nunique().max() > 1:
+    return assemble(study, res.episodes, sweep, setting, results=res)
+
+
+def assemble(study: Study, full: pd.DataFrame, sweep: pd.DataFrame | None = None,
+             setting: str | None = None, results=None) -> StudyData:
+    """:class:`StudyData` from a study's episode table ``full`` (every phase) and the per-run table
+    of its sweep (``sweep``; default: the evaluation runs when an algorithm has several settings).
+
+    With ``results`` (a :class:`evalkit.results.StudyResults`) the per-run tables have one row per
+    planned run (excluded runs with their reason, :mod:`evalkit.accounting`); without it, only the
+    runs that have episode rows in ``full`` can be seen."""
+    from evalkit import comparison, compare
+    table = full[full["phase"] == "eval"] if len(full) else full
+    if results is not None:
+        runs = results.runs("eval", study.metric) if (results.catalog["phase"] == "eval").any() else pd.DataFrame()
+    else:
+        runs = metrics.run_scores(table, study.metric) if len(table) else pd.DataFrame()
+    sweep = pd.DataFrame() if sweep is None else sweep
+    if sweep.empty and len(runs) and runs.groupby(["algorithm", "env"])["setting"].nunique().max() > 1:
         sweep = runs
-    names = set(map(str, res.catalog["algorithm"].unique()))
+    notes = []
+    if len(runs):  # every run stays a row; excluded ones (score NaN) are counted, never dropped
+        runs, notes = comparison.one_setting_per_algorithm(runs, setting)
+        label_of = runs.set_index("run_id")["label"]
+        table = table[table["run_id"].isin(label_of.index)]
+        table = table.assign(label=table["run_id"].map(label_of))
+    has_eval = len(table) and (table["mode"] == "eval").any()
+    eval_runs = pd.DataFrame()
+    if has_eval:
+        eval_runs = (results.runs("eval", "final", mode="eval") if results is not None
+                     else metrics.run_scores(table, "final", mode="eval"))
+        eval_runs = eval_runs[eval_runs["run_id"].isin(runs["run_id"])].copy()
+        eval_runs["label"] = eval_runs["run_id"].map(runs.set_index("run_id")["label"])
+    names = set(map(str, (results.catalog if results is not None else full)["algorithm"].unique()))
     if len(runs):
         names |= set(map(str, runs["label"]))
-    data = StudyData(study, table, runs, eval_runs, sweep, plots.palette(names), results=res)
-    if len(runs):  # every run stays a row; excluded ones (score NaN) are counted, never dropped
+    data = StudyData(study, table, runs, eval_runs, sweep, plots.palette(names), notes=notes, results=results)
+    if len(runs):
         data.normed, data.normalization = compare.normalize_runs(runs, study)
     return data
 
@@ -89,20 +119,6 @@ def score_matrices(data: StudyData) -> dict[str, np.ndarray] | None:
     return scores
 
 
-def _curve_table(data: StudyData) -> pd.DataFrame:
-    """The reported episode table, thinned to each algorithm's best setting per env when an env has
-    more than MAX_CURVES labels (a sweep), so curve figures stay readable."""
-    table = data.table
-    if data.runs.empty or data.runs.groupby("env")["label"].nunique().max() <= MAX_CURVES:
-        return table
-    means = data.runs.groupby(["algorithm", "env", "setting"])["score"].mean().reset_index().dropna()
-    best = means.loc[means.groupby(["algorithm", "env"])["score"].idxmax()]
-    keep = data.runs.merge(best[["algorithm", "env", "setting"]], on=["algorithm", "env", "setting"])["run_id"]
-    data.notes.append(f"learning curves show each algorithm's best setting per env (more than {MAX_CURVES} "
-                      f"settings in an env)")
-    return table[table["run_id"].isin(set(keep))]
-
-
 def build(data: StudyData, kinds=KINDS, size: str = "double", reps: int = 2_000, seed: int = 0) -> dict:
     """``{name: Figure}`` for every requested kind the study supports (others are skipped with a note)."""
     from evalkit import sensitivity
@@ -114,16 +130,16 @@ def build(data: StudyData, kinds=KINDS, size: str = "double", reps: int = 2_000,
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         if "curves" in kinds and len(data.table):
-            figs["curves"] = plots.learning_curves(_curve_table(data), "train", "mean", reps=reps, seed=seed,
+            figs["curves"] = plots.learning_curves(data.table, "train", "mean", reps=reps, seed=seed,
                                                    colors=colors, size=size)
         if "eval_curves" in kinds and len(data.eval_runs):
-            figs["eval_curves"] = plots.learning_curves(_curve_table(data), "eval", "mean", reps=reps, seed=seed,
+            figs["eval_curves"] = plots.learning_curves(data.table, "eval", "mean", reps=reps, seed=seed,
                                                         colors=colors, size=size)
         refs = {e.name: e.reference for e in study.envs}
         envs = sorted(data.table["env"].unique()) if len(data.table) else []
         if "normalized_curves" in kinds and envs:
             if all(refs.get(e) for e in envs):
-                figs["normalized_curves"] = plots.normalized_curves(_curve_table(data), refs, reps=reps, seed=seed,
+                figs["normalized_curves"] = plots.normalized_curves(data.table, refs, reps=reps, seed=seed,
                                                                     colors=colors, size=single)
             else:
                 data.notes.append("no normalized learning curves across envs: declare reference = { low, high } for "
@@ -148,11 +164,11 @@ def build(data: StudyData, kinds=KINDS, size: str = "double", reps: int = 2_000,
             figs.update(_sensitivity_figures(sweep, colors, size, reps, seed, data.notes, sensitivity))
         if "expected_max" in kinds and len(sweep):
             from evalkit.audit import _curves
-            curves, curve_notes = _curves(sweep, sorted(sweep["algorithm"].unique()), reps, seed)
+            curves, curve_notes = _curves(sweep, sorted(sweep["algorithm"].unique()), min(reps, 1_000), seed)
             data.notes.extend(n for n in curve_notes if n not in data.notes)
             if len(curves):
                 figs["expected_max"] = plots.expected_max(curves, colors=colors, ylabel=f"mean {study.metric}",
-                                                          size=single)
+                                                          size=single if curves["env"].nunique() == 1 else size)
     for w in caught:
         msg = str(w.message)
         if msg not in data.notes:
