@@ -1,0 +1,739 @@
+"""Reliability metrics of Chan, Fishman, Canny, Korattikara & Guadarrama, "Measuring the Reliability of
+Reinforcement Learning Algorithms" (ICLR 2020; reference code google-research/rl-reliability-metrics).
+
+A mean with its interval says how good an algorithm is; these say how erratic its training is and how bad
+its bad runs are. Seven metrics, each with the direction that is better:
+
+=========================  ====  ======  ============================================================
+metric                      paper better  definition
+=========================  ====  ======  ============================================================
+dispersion_across_time     DT    lower   IQR of the detrended curve (slopes between fresh points) in
+                                         each window of ``window`` x budget; median over windows
+short_term_risk            SRT   higher  CVaR (lower tail, ``alpha``) of the slopes of a run
+long_term_risk             LRT   lower   CVaR (upper tail, ``alpha``) of the drawdown from the running max
+dispersion_across_runs     DR    lower   IQR across runs of the low-pass filtered curves at each
+                                         evaluation point; median over the evaluation points
+risk_across_runs           RR    higher  CVaR (lower tail) across runs of the filtered final value
+dispersion_fixed_policy    DF    lower   IQR of the returns of the last evaluation round (fixed policy)
+risk_fixed_policy          RF    higher  CVaR (lower tail) of the returns of the last evaluation round
+=========================  ====  ======  ============================================================
+
+Curves (DESIGN.md section 5) come from :func:`evalkit.metrics.learning_curves` on a common step grid of
+``points`` windows. Within-run metrics (DT, SRT, LRT) use only grid points where the run had a finished
+episode (``fresh``), never carried-forward values: a lockstep vector-env agent that reports episodes in
+bursts would otherwise show flat stretches and look more stable. Slopes are divided by the step gap
+between fresh points (the reference code's ``differences``: delta return / delta steps, here per 1,000
+env steps), so an uneven spacing of fresh points does not change them. Across-run metrics (DR, RR) use
+the carried-forward curve values of the common grid.
+
+Units chosen so the metrics do not depend on the grid resolution: the within-run window and the low-pass
+cutoff are fractions of the budget, not numbers of grid points. The paper's configuration (example.gin)
+used 2,000-point curves, 5% windows, 20 evaluation points and a Butterworth cutoff of 0.01 x Nyquist,
+i.e. a period of 10% of the budget; evalkit's default curves have 50 points, so the default window is
+10% (5 grid points; 5% would leave 1-2 slopes per window) and the cutoff period is the paper's 10%.
+
+Where the paper and the reference code disagree the paper wins: the paper defines long-term risk as the
+CVaR of the worst (largest) drawdowns, the reference's ``example.gin`` uses ``LowerCVaROnDrawdown``, the
+lower tail of a non-negative quantity (near 0 for every curve); evalkit uses the upper tail
+(the reference's ``UpperCVaROnDrawdown``).
+
+Statistics (paper section 4, reference ``analysis/stats.py``): per env, each algorithm's rank on each metric
+(1 = best), with bootstrap CIs that resample the runs of that algorithm only (the others fixed), and
+permutation tests between pairs (runs, or their ranks, permuted between the two algorithms within each env).
+Per-run metrics are ranked over the pooled runs of all algorithms and reported on the 1..A scale as
+``1 + (A-1) * P(a run of another algorithm is better than a run of this one)``; across-run metrics rank the
+A algorithm values directly. Across envs, only ranks are combined (mean rank over envs), never raw values.
+"""
+
+from __future__ import annotations
+
+import math
+import warnings
+from dataclasses import dataclass, field
+from typing import Mapping, Sequence
+
+import numpy as np
+import pandas as pd
+import scipy.signal
+
+from evalkit.errors import EvalkitError
+
+
+@dataclass(frozen=True)
+class MetricInfo:
+    name: str
+    short: str             # the paper's abbreviation
+    better: str            # "lower" or "higher"
+    kind: str              # "run" (one value per run) or "across" (one value per algorithm and env)
+    description: str
+
+
+METRICS: dict[str, MetricInfo] = {m.name: m for m in (
+    MetricInfo("dispersion_across_time", "DT", "lower", "run",
+               "IQR of the slopes between fresh curve points within each window, median over windows"),
+    MetricInfo("short_term_risk", "SRT", "higher", "run", "CVaR of the worst alpha fraction of the slopes"),
+    MetricInfo("long_term_risk", "LRT", "lower", "run", "CVaR of the worst alpha fraction of the drawdowns"),
+    MetricInfo("dispersion_across_runs", "DR", "lower", "across",
+               "IQR across runs of the low-pass filtered curves, median over evaluation points"),
+    MetricInfo("risk_across_runs", "RR", "higher", "across", "CVaR of the worst alpha fraction of final values"),
+    MetricInfo("dispersion_fixed_policy", "DF", "lower", "run", "IQR of the last evaluation round's returns"),
+    MetricInfo("risk_fixed_policy", "RF", "higher", "run", "CVaR of the last evaluation round's returns"),
+)}
+SLOPE_UNIT = 1_000.0  # slopes are return change per 1,000 env steps
+
+
+# ---------------------------------------------------------------------------------------------
+# array functions (one run or one algorithm x env)
+# ---------------------------------------------------------------------------------------------
+
+def iqr(x: np.ndarray, axis: int | None = None) -> np.ndarray | float:
+    """Interquartile range (75th - 25th percentile, linear interpolation; scipy.stats.iqr)."""
+    q75, q25 = np.percentile(x, [75, 25], axis=axis)
+    return q75 - q25
+
+
+def cvar(x: np.ndarray, alpha: float = 0.05, tail: str = "lower") -> float:
+    """Conditional value at risk: the mean of the values at or beyond the alpha-quantile (``lower``
+    tail) or the (1 - alpha)-quantile (``upper`` tail); quantiles by linear interpolation."""
+    x = np.asarray(x, float)
+    if x.size == 0:
+        return math.nan
+    if tail == "lower":
+        var = np.percentile(x, 100 * alpha)
+        return float(x[x <= var].mean())
+    if tail == "upper":
+        var = np.percentile(x, 100 * (1 - alpha))
+        return float(x[x >= var].mean())
+    raise ValueError(f"tail: expected 'lower' or 'upper', found {tail!r}")
+
+
+def slopes(steps: np.ndarray, values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """First differences divided by the step gap (return per 1,000 env steps), at the later point.
+
+    ``steps``, ``values``: (k,) fresh points of one run in step order. Returns ((k-1,), (k-1,)).
+    """
+    steps = np.asarray(steps, float)
+    values = np.asarray(values, float)
+    return steps[1:], np.diff(values) / np.diff(steps) * SLOPE_UNIT
+
+
+def drawdown(values: np.ndarray) -> np.ndarray:
+    """Drop from the running maximum at each point (>= 0; larger is a deeper drop)."""
+    values = np.asarray(values, float)
+    return np.maximum.accumulate(values) - values
+
+
+def window_edges(budget: float, window: float) -> np.ndarray:
+    """Edges of the within-run windows: ``round(1 / window)`` equal windows tiling [0, budget]."""
+    if not 0 < window <= 1:
+        raise EvalkitError(f"window: expected a fraction of the budget in (0, 1], found {window}")
+    return np.linspace(0.0, float(budget), max(1, int(round(1 / window))) + 1)
+
+
+def dispersion_across_time(steps: np.ndarray, values: np.ndarray, budget: float, window: float = 0.1,
+                           min_slopes: int = 3) -> float:
+    """DT of one run: per window (lo, hi] of ``window`` x budget, the IQR of the slopes ending in it
+    (windows with fewer than ``min_slopes`` are skipped: an IQR of one or two slopes is 0 or half a
+    range, which would make sparse logging look stable); the median over windows. NaN if none qualifies."""
+    s_steps, s = slopes(steps, values)
+    edges = window_edges(budget, window)
+    which = np.searchsorted(edges, s_steps, side="left") - 1  # window j holds steps in (edges[j], edges[j+1]]
+    out = [iqr(s[which == j]) for j in range(len(edges) - 1) if np.count_nonzero(which == j) >= min_slopes]
+    return float(np.median(out)) if out else math.nan
+
+
+def short_term_risk(steps: np.ndarray, values: np.ndarray, alpha: float = 0.05) -> float:
+    """SRT of one run: CVaR of the lower alpha tail of its slopes (negative: drops; higher is better)."""
+    _, s = slopes(steps, values)
+    return cvar(s, alpha, "lower") if len(s) else math.nan
+
+
+def long_term_risk(values: np.ndarray, alpha: float = 0.05) -> float:
+    """LRT of one run: CVaR of the upper alpha tail of its drawdowns (lower is better)."""
+    return cvar(drawdown(values), alpha, "upper") if len(values) else math.nan
+
+
+def lowpass_filter(curves: np.ndarray, period: float, points: int) -> tuple[np.ndarray, bool]:
+    """Butterworth low-pass (order 8, zero-phase ``filtfilt``; the reference code's filter) with a
+    cutoff period of ``period`` x the grid span, applied to each row's finite stretch.
+
+    ``curves``: (runs, points) values on a grid of ``points`` windows; NaN before a run's first episode
+    and past its budget. Returns the filtered curves and whether a filter was applied (a cutoff at or
+    above the Nyquist frequency of the grid leaves the curves as they are).
+    """
+    curves = np.asarray(curves, float)
+    if not period or period <= 0:
+        return curves.copy(), False
+    wn = 2.0 / (period * points)  # cutoff / Nyquist, both in cycles per grid spacing
+    if wn >= 1:
+        return curves.copy(), False
+    b, a = scipy.signal.butter(8, wn)
+    out = np.full_like(curves, np.nan)
+    finite = np.isfinite(curves)
+    has = finite.any(axis=1)
+    first = np.where(has, finite.argmax(axis=1), -1)
+    last = np.where(has, curves.shape[1] - finite[:, ::-1].argmax(axis=1), -1)
+    for lo, hi in set(zip(first[has].tolist(), last[has].tolist())):
+        rows = np.flatnonzero((first == lo) & (last == hi))
+        seg = curves[rows, lo:hi]   # from the first episode to the budget: carried forward, no gaps
+        if seg.shape[1] < 2:
+            out[rows, lo:hi] = seg
+            continue
+        padlen = min(seg.shape[1] - 1, 3 * max(len(a), len(b)))
+        out[rows, lo:hi] = scipy.signal.filtfilt(b, a, seg, axis=1, padlen=padlen)
+    return out, True
+
+
+def eval_indices(points: int, window: float) -> np.ndarray:
+    """Grid indices of the across-run evaluation points: the grid point nearest the centre of each
+    within-run window (the reference evaluates at window centres)."""
+    n = max(1, int(round(1 / window)))
+    centres = (np.arange(n) + 0.5) / n * points          # in grid spacings from 0
+    return np.unique(np.clip(np.round(centres).astype(int) - 1, 0, points - 1))
+
+
+def dispersion_across_runs(smoothed_at_eval: np.ndarray) -> float:
+    """DR: IQR across runs at each evaluation point (runs not yet started left out of that point),
+    median over the evaluation points. ``smoothed_at_eval``: (runs, eval points)."""
+    x = np.asarray(smoothed_at_eval, float)
+    per_point = [iqr(col[np.isfinite(col)]) for col in x.T if np.isfinite(col).sum() >= 2]
+    return float(np.median(per_point)) if per_point else math.nan
+
+
+def risk_across_runs(final: np.ndarray, alpha: float = 0.05) -> float:
+    """RR: CVaR of the lower alpha tail of the runs' final (filtered) values (higher is better)."""
+    x = np.asarray(final, float)
+    x = x[np.isfinite(x)]
+    return cvar(x, alpha, "lower") if len(x) else math.nan
+
+
+# ---------------------------------------------------------------------------------------------
+# batches of runs: one algorithm (label) in one env on the common grid
+# ---------------------------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class CurveSet:
+    """The runs of one label in one env on the common step grid.
+
+    ``steps``: (P,) grid points (right window edges, env steps); ``values``: (R, P) carried-forward curve
+    values (NaN before the first episode and past the budget); ``fresh``: (R, P) bool, a finished episode
+    in that window; ``budgets``: (R,) env steps; ``eval_returns``: per run the returns of its last
+    evaluation round (or None).
+    """
+
+    run_ids: tuple
+    steps: np.ndarray
+    values: np.ndarray
+    fresh: np.ndarray
+    budgets: np.ndarray
+    eval_returns: tuple | None = None
+
+
+def fresh_slopes(cs: CurveSet) -> np.ndarray:
+    """(R, P) slopes (per 1,000 steps) from each fresh point to the previous fresh point of its run,
+    NaN elsewhere: carried-forward values never enter."""
+    r, p = cs.values.shape
+    fresh = cs.fresh & np.isfinite(cs.values)
+    idx = np.where(fresh, np.arange(p)[None, :], -1)
+    last = np.maximum.accumulate(idx, axis=1)              # last fresh index at or before j
+    prev = np.concatenate([np.full((r, 1), -1), last[:, :-1]], axis=1)
+    ok = fresh & (prev >= 0)
+    pv = np.take_along_axis(cs.values, np.maximum(prev, 0), axis=1)
+    ps = cs.steps[np.maximum(prev, 0)]
+    with np.errstate(all="ignore"):
+        out = (cs.values - pv) / (cs.steps[None, :] - ps) * SLOPE_UNIT
+    return np.where(ok, out, np.nan)
+
+
+def _row_cvar(x: np.ndarray, alpha: float, tail: str) -> np.ndarray:
+    """CVaR per row of a NaN-padded (R, K) array (NaN where a row is empty)."""
+    with np.errstate(all="ignore"), warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)
+        q = np.nanpercentile(x, 100 * (alpha if tail == "lower" else 1 - alpha), axis=1)
+        keep = x <= q[:, None] if tail == "lower" else x >= q[:, None]
+        return np.nanmean(np.where(keep, x, np.nan), axis=1)
+
+
+def _row_iqr(x: np.ndarray, min_count: int) -> np.ndarray:
+    with np.errstate(all="ignore"), warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)
+        q75, q25 = np.nanpercentile(x, [75, 25], axis=1)
+    out = q75 - q25
+    out[np.isfinite(x).sum(axis=1) < min_count] = np.nan
+    return out
+
+
+def within_run_metrics(cs: CurveSet, window: float = 0.1, alpha: float = 0.05, min_slopes: int = 3
+                       ) -> dict[str, np.ndarray]:
+    """DT, SRT and LRT of every run of ``cs`` from its fresh points: {metric: (R,)}; the vectorised form
+    of :func:`dispersion_across_time`, :func:`short_term_risk` and :func:`long_term_risk`."""
+    s = fresh_slopes(cs)
+    r = len(s)
+    dt = np.full(r, np.nan)
+    for budget in np.unique(cs.budgets):
+        rows = np.flatnonzero(cs.budgets == budget)
+        edges = window_edges(budget, window)
+        which = np.searchsorted(edges, cs.steps, side="left") - 1
+        per_window = np.column_stack([_row_iqr(s[np.ix_(rows, np.flatnonzero(which == j))], min_slopes)
+                                      for j in range(len(edges) - 1)])
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", RuntimeWarning)
+            dt[rows] = np.nanmedian(per_window, axis=1)
+    fresh = cs.fresh & np.isfinite(cs.values)
+    peak = np.maximum.accumulate(np.where(fresh, cs.values, -np.inf), axis=1)
+    dd = np.where(fresh, peak - cs.values, np.nan)
+    n_fresh = fresh.sum(axis=1)
+    srt = np.where(n_fresh >= 2, _row_cvar(s, alpha, "lower"), np.nan)
+    lrt = np.where(n_fresh >= 2, _row_cvar(dd, alpha, "upper"), np.nan)
+    return {"dispersion_across_time": dt, "short_term_risk": srt, "long_term_risk": lrt}
+
+
+def across_run_inputs(cs: CurveSet, window: float = 0.1, smoothing: float = 0.1) -> tuple[np.ndarray, np.ndarray, bool]:
+    """Low-pass filtered curves at the evaluation points (R, E) and at the last grid point (R,)."""
+    p = cs.values.shape[1]
+    smooth, filtered = lowpass_filter(cs.values, smoothing, p)
+    return smooth[:, eval_indices(p, window)], smooth[:, -1], filtered
+
+
+def fixed_policy_metrics(cs: CurveSet, alpha: float = 0.05) -> dict[str, np.ndarray]:
+    """DF and RF per run from its last evaluation round (NaN for a run with fewer than 2 episodes there)."""
+    r = len(cs.run_ids)
+    df, rf = np.full(r, np.nan), np.full(r, np.nan)
+    for i, e in enumerate(cs.eval_returns or ()):
+        if e is not None and len(e) >= 2:
+            df[i], rf[i] = float(iqr(e)), cvar(e, alpha, "lower")
+    return {"dispersion_fixed_policy": df, "risk_fixed_policy": rf}
+
+
+# ---------------------------------------------------------------------------------------------
+# from the long table
+# ---------------------------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class ReliabilityResult:
+    """Reliability metrics of a study.
+
+    ``runs``: one row per run (run_id, algorithm, label, env, seed_index, status, per-run metric
+    columns; status is ``used`` or the reason the run is excluded). ``cells``: one row per (label, env)
+    with every metric (per-run metrics: the median over runs) and n. ``accounting``: per (label, env,
+    metric) the runs used and those excluded with their reasons. ``across``: per (label, env) the
+    filtered curves at the evaluation points (runs, eval points) and the final values (runs,), used to
+    resample across-run metrics.
+    """
+
+    runs: pd.DataFrame
+    cells: pd.DataFrame
+    accounting: pd.DataFrame
+    across: Mapping[tuple[str, str], tuple[np.ndarray, np.ndarray]]
+    params: dict
+    notes: list = field(default_factory=list)
+
+    @property
+    def method(self) -> str:
+        p = self.params
+        return (f"Chan et al. (2020) reliability metrics on a {p['points']}-point step grid: windows of "
+                f"{p['window']:.0%} of the budget ({p['eval_points']} evaluation points for across-run "
+                f"metrics), CVaR alpha {p['alpha']}, low-pass cutoff period {p['smoothing']:.0%} of the budget; "
+                f"within-run metrics on fresh grid points only")
+
+
+def _curves(table: pd.DataFrame, points: int) -> pd.DataFrame:
+    """Training curves with the ``fresh`` flag (issue-22 contract of :func:`metrics.learning_curves`):
+    value carried forward from the last finished episode, NaN before the first and past the budget."""
+    from evalkit import metrics
+    curves = metrics.learning_curves(table, points=points, mode="train")
+    if "fresh" in curves.columns or curves.empty:
+        return curves
+    # older learning_curves: NaN where no episode ended; derive fresh and carry forward within the budget
+    curves = curves.sort_values(["run_id", "step"], kind="stable").copy()
+    curves["fresh"] = curves["value"].notna()
+    budget = table.groupby("run_id")["budget"].first() if "budget" in table else table.groupby("run_id")["step"].max()
+    carried = curves.groupby("run_id")["value"].ffill()
+    beyond = curves["step"].to_numpy(float) > curves["run_id"].map(budget).to_numpy(float) + 1e-9
+    curves["value"] = carried.mask(beyond)
+    return curves
+
+
+def _last_round(evals: pd.DataFrame) -> dict[str, np.ndarray]:
+    """Per run: the returns of its last evaluation round (the final fixed policy)."""
+    out = {}
+    for run_id, g in evals.groupby("run_id", sort=False):
+        s = g["step"].to_numpy(float)
+        out[run_id] = g["return"].to_numpy(float)[s == s.max()]
+    return out
+
+
+def curve_sets(table: pd.DataFrame, points: int = 50) -> tuple[dict[tuple[str, str], CurveSet], pd.DataFrame]:
+    """Per (label, env) the :class:`CurveSet` of its usable runs, and one status row per run of the
+    table (``used``, ``diverged`` or ``no-episode``)."""
+    from evalkit import metrics
+    info = metrics.run_scores(table, "auc", mode="train")
+    curves = _curves(table, points)
+    evals = _last_round(table[table["mode"] == "eval"])
+    budgets = table.groupby("run_id")["budget"].first() if "budget" in table else table.groupby("run_id")["step"].max()
+    info["status"] = np.where(info["diverged"], "diverged",
+                              np.where(info["n_episodes"] == 0, "no-episode", "used"))
+    info.loc[~info["run_id"].isin(set(curves["run_id"])), "status"] = np.where(
+        info.loc[~info["run_id"].isin(set(curves["run_id"])), "diverged"], "diverged", "no-episode")
+    used = info[info["status"] == "used"]
+    sets = {}
+    if len(used):
+        c = curves[curves["run_id"].isin(set(used["run_id"]))].sort_values(["run_id", "step"], kind="stable")
+        for (label, env), g in used.groupby(["label", "env"], sort=True):
+            ids = tuple(sorted(g["run_id"]))
+            sub = c[c["run_id"].isin(ids)]
+            steps = np.sort(sub["step"].unique()).astype(float)
+            wide_v = sub.pivot(index="run_id", columns="step", values="value").reindex(index=list(ids), columns=steps)
+            wide_f = sub.pivot(index="run_id", columns="step", values="fresh").reindex(index=list(ids), columns=steps)
+            sets[(label, env)] = CurveSet(ids, steps, wide_v.to_numpy(float), wide_f.fillna(False).to_numpy(bool),
+                                          budgets.reindex(list(ids)).to_numpy(float),
+                                          tuple(evals.get(i) for i in ids) if evals else None)
+    keep = ["run_id", "algorithm", "label", "env", "seed_index", "status"]
+    return sets, info[keep].copy()
+
+
+def compute(table: pd.DataFrame, points: int = 50, window: float = 0.1, alpha: float = 0.05,
+            smoothing: float = 0.1, min_slopes: int = 3, planned: pd.DataFrame | None = None) -> ReliabilityResult:
+    """Every reliability metric of the runs in ``table`` (the long episode table of one phase).
+
+    ``points``: grid windows of the learning curves; ``window``: within-run window and spacing of the
+    across-run evaluation points, as a fraction of the budget; ``alpha``: CVaR tail fraction (0.05, the
+    reference's default); ``smoothing``: low-pass cutoff period as a fraction of the budget (0 = none);
+    ``min_slopes``: slopes a window needs for its IQR. ``planned``: optional rows (run_id, algorithm,
+    env, reason) for planned runs without episode rows (reason ``failed``, ``missing`` or empty for a
+    stored run without episodes, counted as ``no-episode``); they are counted and named, never dropped.
+    """
+    if points < 2:
+        raise EvalkitError(f"points: expected at least 2 grid points, found {points}")
+    if table.empty:
+        raise EvalkitError("reliability: no stored episodes to analyse")
+    sets, status = curve_sets(table, points)
+    if planned is not None and len(planned):
+        extra = planned[~planned["run_id"].isin(set(status["run_id"]))]
+        status = pd.concat([status, pd.DataFrame({
+            "run_id": extra["run_id"], "algorithm": extra["algorithm"], "label": extra["algorithm"],
+            "env": extra["env"], "seed_index": extra.get("seed_index", np.nan),
+            "status": [r or "no-episode" for r in extra.get("reason", [""] * len(extra))]})], ignore_index=True)
+    return compute_from_sets(sets, status, points, window, alpha, smoothing, min_slopes)
+
+
+def compute_from_sets(sets: Mapping[tuple[str, str], CurveSet], status: pd.DataFrame, points: int = 50,
+                      window: float = 0.1, alpha: float = 0.05, smoothing: float = 0.1, min_slopes: int = 3
+                      ) -> ReliabilityResult:
+    """:func:`compute` on curve arrays: ``sets`` per (label, env), ``status`` one row per run (run_id,
+    algorithm, label, env, seed_index, status); runs whose status is not ``used`` are counted, named and
+    left out."""
+    if not 0 < alpha < 1:
+        raise EvalkitError(f"alpha: expected a fraction in (0, 1), found {alpha}")
+    if smoothing < 0:
+        raise EvalkitError(f"smoothing: expected a fraction of the budget >= 0, found {smoothing}")
+    window_edges(1.0, window)  # validates window
+    run_metrics = [m for m, i in METRICS.items() if i.kind == "run"]
+    has_eval = any(cs.eval_returns is not None for cs in sets.values())
+    values = {}
+    across, notes = {}, []
+    for key, cs in sets.items():
+        per = within_run_metrics(cs, window, alpha, min_slopes)
+        per.update(fixed_policy_metrics(cs, alpha))
+        for k, rid in enumerate(cs.run_ids):
+            values[rid] = {m: per[m][k] for m in run_metrics}
+        at_eval, final, filtered = across_run_inputs(cs, window, smoothing)
+        if not filtered and smoothing:
+            notes.append(f"{key[1]}: the {cs.values.shape[1]}-point grid is coarser than the low-pass cutoff "
+                         f"({smoothing:.0%} of the budget); curves not filtered")
+        across[key] = (at_eval, final)
+    runs = status.copy()
+    for m in run_metrics:
+        runs[m] = [values.get(rid, {}).get(m, np.nan) for rid in runs["run_id"]]
+    cells, acct = [], []
+    for (label, env), g in runs.groupby(["label", "env"], sort=True):
+        used = g[g["status"] == "used"]
+        excluded = g[g["status"] != "used"]
+        cell = {"label": label, "env": env, "runs": len(g), "used": len(used)}
+        for m in run_metrics:
+            if m.endswith("fixed_policy") and not has_eval:
+                continue
+            x = used[m].to_numpy(float)
+            cell[m] = float(np.median(x[np.isfinite(x)])) if np.isfinite(x).any() else math.nan
+            reason = "no-evaluation-round" if m.endswith("fixed_policy") else "too-few-fresh-points"
+            acct.append(_account(label, env, m, g, excluded, used[~np.isfinite(x)], reason))
+        at_eval, final = across.get((label, env), (np.empty((0, 1)), np.empty(0)))
+        cell["dispersion_across_runs"] = dispersion_across_runs(at_eval)
+        cell["risk_across_runs"] = risk_across_runs(final, alpha)
+        for m in ("dispersion_across_runs", "risk_across_runs"):
+            acct.append(_account(label, env, m, g, excluded, used.iloc[:0], ""))
+        cells.append(cell)
+    params = dict(points=points, window=window, alpha=alpha, smoothing=smoothing, min_slopes=min_slopes,
+                  eval_points=int(len(eval_indices(points, window))), has_eval=has_eval)
+    return ReliabilityResult(runs, pd.DataFrame(cells), pd.DataFrame(acct), across, params,
+                             list(dict.fromkeys(notes)))
+
+
+def _account(label: str, env: str, metric: str, cell: pd.DataFrame, excluded: pd.DataFrame,
+             extra: pd.DataFrame, reason: str) -> dict:
+    reasons = [(r.status, r.run_id) for r in excluded.itertuples()] + [(reason, r.run_id) for r in extra.itertuples()]
+    counts: dict[str, list[str]] = {}
+    for why, rid in reasons:
+        counts.setdefault(why, []).append(str(rid))
+    text = "; ".join(f"{why} {len(ids)}: {', '.join(ids)}" for why, ids in sorted(counts.items()))
+    return {"label": label, "env": env, "metric": metric, "planned": len(cell), "used": len(cell) - len(reasons),
+            "excluded": text}
+
+
+# ---------------------------------------------------------------------------------------------
+# statistics: ranks with bootstrap CIs, permutation tests (paper section 4; analysis/stats.py)
+# ---------------------------------------------------------------------------------------------
+
+def _lower_better(x: np.ndarray, metric: str) -> np.ndarray:
+    """Values oriented so that lower is better."""
+    return np.asarray(x, float) if METRICS[metric].better == "lower" else -np.asarray(x, float)
+
+
+def _beats(other: np.ndarray, mine: np.ndarray) -> np.ndarray:
+    """1 where ``other`` is better (lower, after orientation) than ``mine``, 1/2 on ties; NaN propagates."""
+    out = (other < mine) + 0.5 * (other == mine)
+    return np.where(np.isnan(other) | np.isnan(mine), np.nan, out)
+
+
+def run_metric_ranks(groups: Sequence[np.ndarray], metric: str) -> tuple[np.ndarray, list[np.ndarray]]:
+    """Ranks (1 = best, 1..A scale) of A algorithms from their per-run values in one env.
+
+    Every run is ranked among the pooled runs of all algorithms (the reference's ``rank_per_task``);
+    ``c[a][i]`` = number of other algorithms' runs better than run i of a (ties 1/2) = its pooled rank
+    minus its rank within a. The rank is ``1 + (A-1) * sum(c[a]) / (R_a * (N - R_a))``: the expected
+    rank of a run of a among one run of each algorithm (linear in the mean pooled rank for equal R).
+    Returns (ranks (A,), c).
+    """
+    import scipy.stats as sps
+    ys = [_lower_better(g, metric) for g in groups]
+    sizes = np.array([len(y) for y in ys])
+    n, a = int(sizes.sum()), len(ys)
+    if a < 2 or (sizes == 0).any():
+        return np.full(a, np.nan), [np.zeros(len(y)) for y in ys]
+    pooled = sps.rankdata(np.concatenate(ys))
+    starts = np.concatenate([[0], np.cumsum(sizes)])
+    c = [pooled[starts[k]:starts[k + 1]] - sps.rankdata(ys[k]) for k in range(a)]
+    ranks = np.array([1 + (a - 1) * c[k].sum() / (sizes[k] * (n - sizes[k])) for k in range(a)])
+    return ranks, c
+
+
+def _across_value(metric: str, at_eval: np.ndarray, final: np.ndarray, alpha: float) -> np.ndarray:
+    """DR or RR of a batch of resampled run sets: ``at_eval`` (B, R, E), ``final`` (B, R) -> (B,)."""
+    with np.errstate(all="ignore"), warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)  # all-NaN slices are NaN results, said in n
+        if metric == "dispersion_across_runs":
+            pct = np.nanpercentile if np.isnan(at_eval).any() else np.percentile
+            q75, q25 = pct(at_eval, [75, 25], axis=1)
+            d = q75 - q25
+            d[np.isfinite(at_eval).sum(axis=1) < 2] = np.nan
+            return np.nanmedian(d, axis=1)
+        var = np.nanpercentile(final, 100 * alpha, axis=1)
+        return np.nanmean(np.where(final <= var[:, None], final, np.nan), axis=1)
+
+
+def _lookup(result: ReliabilityResult, metric: str) -> dict:
+    """Per (label, env): finite per-run values (run metrics) or (at_eval, final) arrays (across metrics)."""
+    if METRICS[metric].kind == "across":
+        return dict(result.across)
+    r = result.runs[result.runs["status"] == "used"]
+    out = {}
+    for key, g in r.groupby(["label", "env"], sort=False):
+        x = g[metric].to_numpy(float)
+        out[key] = x[np.isfinite(x)]
+    return out
+
+
+def _cells(lookup: dict, metric: str, env: str, labels: Sequence[str]) -> list:
+    empty = np.empty(0) if METRICS[metric].kind == "run" else (np.empty((0, 1)), np.empty(0))
+    return [lookup.get((lab, env), empty) for lab in labels]
+
+
+def _present(result: ReliabilityResult) -> dict[str, list[str]]:
+    """Per env, the labels with a cell there (sorted)."""
+    return {env: sorted(g["label"]) for env, g in result.cells.groupby("env")}
+
+
+def _metrics_of(result: ReliabilityResult) -> list[str]:
+    return [m for m in METRICS if result.params.get("has_eval") or not m.endswith("fixed_policy")]
+
+
+def rank_table(result: ReliabilityResult, reps: int = 1_000, confidence: float = 0.95, seed: int = 0) -> pd.DataFrame:
+    """Per metric and env, and across envs (``env = "all envs"``: the mean of the per-env ranks), each
+    label's rank (1 = best) with a percentile bootstrap CI that resamples only that label's runs, within
+    each env, the others held fixed (the reference's ``bootstrap_confidence_interval``).
+
+    Columns: metric, better, env, label, value (per env: the metric; per-run metrics the median over
+    runs), n, rank, rank_low, rank_high, reps, confidence.
+    """
+    if reps < 1:
+        raise EvalkitError(f"reps: expected a positive number of bootstrap resamples, found {reps}")
+    lo_q, hi_q = 100 * (1 - confidence) / 2, 100 * (1 + confidence) / 2
+    envs = sorted(result.cells["env"].unique())
+    labels = sorted(result.cells["label"].unique())
+    alpha = result.params["alpha"]
+    where = _present(result)
+    streams = np.random.SeedSequence(seed)
+    rows = []
+    for metric in _metrics_of(result):
+        info = METRICS[metric]
+        per_env_draws: dict[str, list[np.ndarray]] = {lab: [] for lab in labels}
+        per_env_point: dict[str, list[float]] = {lab: [] for lab in labels}
+        lookup = _lookup(result, metric)
+        for env in envs:
+            present = where[env]
+            data = _cells(lookup, metric, env, present)
+            rng = np.random.default_rng(streams.spawn(1)[0])
+            points, draws, values, ns = _env_ranks(metric, data, reps, rng, alpha)
+            for k, lab in enumerate(present):
+                rows.append({"metric": metric, "better": info.better, "env": env, "label": lab, "value": values[k],
+                             "n": ns[k], "rank": points[k],
+                             "rank_low": np.percentile(draws[k], lo_q) if np.isfinite(draws[k]).all() else np.nan,
+                             "rank_high": np.percentile(draws[k], hi_q) if np.isfinite(draws[k]).all() else np.nan})
+                per_env_draws[lab].append(draws[k])
+                per_env_point[lab].append(points[k])
+        if len(envs) > 1:
+            for lab in labels:
+                if len(per_env_point[lab]) != len(envs):
+                    continue  # a label missing an env has no cross-env rank (never compared on fewer envs)
+                d = np.mean(per_env_draws[lab], axis=0)
+                ok = np.isfinite(d).all()
+                rows.append({"metric": metric, "better": info.better, "env": "all envs", "label": lab,
+                             "value": np.nan, "n": np.nan, "rank": float(np.mean(per_env_point[lab])),
+                             "rank_low": np.percentile(d, lo_q) if ok else np.nan,
+                             "rank_high": np.percentile(d, hi_q) if ok else np.nan})
+    out = pd.DataFrame(rows, columns=["metric", "better", "env", "label", "value", "n", "rank", "rank_low",
+                                      "rank_high"])
+    out["reps"] = reps
+    out["confidence"] = confidence
+    return out
+
+
+def _env_ranks(metric: str, data: list, reps: int, rng: np.random.Generator, alpha: float):
+    """Point ranks, bootstrap rank draws (A arrays of (reps,)), values and n of one metric in one env."""
+    a = len(data)
+    if METRICS[metric].kind == "run":
+        points, c = run_metric_ranks(data, metric)
+        sizes = np.array([len(x) for x in data])
+        n = int(sizes.sum())
+        draws = []
+        for k in range(a):
+            if a < 2 or sizes[k] == 0 or (sizes == 0).any():
+                draws.append(np.full(reps, np.nan))
+                continue
+            idx = rng.integers(0, sizes[k], size=(reps, sizes[k]))
+            draws.append(1 + (a - 1) * c[k][idx].sum(axis=1) / (sizes[k] * (n - sizes[k])))
+        values = [float(np.median(x)) if len(x) else np.nan for x in data]
+        return points, draws, values, [len(x) for x in data]
+    values = np.array([_across_value(metric, ev[None], fi[None], alpha)[0] if len(fi) else np.nan
+                       for ev, fi in data])
+    y = _lower_better(values, metric)
+    points = np.array([1 + np.nansum(_beats(np.delete(y, k), y[k])) if np.isfinite(y[k]) else np.nan
+                       for k in range(a)])
+    draws = []
+    for k, (ev, fi) in enumerate(data):
+        if len(fi) == 0 or not np.isfinite(y).all():
+            draws.append(np.full(reps, np.nan))
+            continue
+        idx = rng.integers(0, len(fi), size=(reps, len(fi)))
+        yk = _lower_better(_across_value(metric, ev[idx], fi[idx], alpha), metric)
+        others = np.delete(y, k)
+        draws.append(1 + _beats(others[None, :], yk[:, None]).sum(axis=1))
+    return points, draws, list(values), [len(fi) for _, fi in data]
+
+
+def permutation_tests(result: ReliabilityResult, reps: int = 1_000, seed: int = 0) -> pd.DataFrame:
+    """Permutation tests of equal reliability between each pair of labels, per metric, per env and
+    across envs (the reference's ``compare_algorithms``).
+
+    Per-run metrics: the pooled ranks of the two labels' runs are permuted between them within each env;
+    statistic: mean rank of Y - mean rank of X (averaged over envs for ``all envs``). Across-run metrics:
+    the runs are permuted between the two labels and the metric recomputed for both; within an env the
+    statistic is the metric difference (two ranks always differ by at least one place), across envs the
+    mean over envs of the rank difference against the other labels' values. p = (1 + #{|null| >= |observed|}) / (1 + reps) (two-sided; the +1 keeps it
+    valid, the reference omits it); ``p_holm``: Holm-adjusted over the pairs of one metric and scope.
+    """
+    import scipy.stats as sps
+    from evalkit.stats import holm
+    if reps < 1:
+        raise EvalkitError(f"reps: expected a positive number of permutations, found {reps}")
+    envs = sorted(result.cells["env"].unique())
+    labels = sorted(result.cells["label"].unique())
+    alpha = result.params["alpha"]
+    ss = np.random.SeedSequence(seed)
+    rows = []
+    where = _present(result)
+    for metric in _metrics_of(result):
+        lookup = _lookup(result, metric)
+        for i, x in enumerate(labels):
+            for y in labels[i + 1:]:
+                obs_all, null_all = [], []
+                for env in envs:
+                    present = where[env]
+                    if x not in present or y not in present:
+                        continue
+                    rng = np.random.default_rng(ss.spawn(1)[0])
+                    data = _cells(lookup, metric, env, present)
+                    out = (_perm_run if METRICS[metric].kind == "run" else _perm_across)(
+                        metric, data, present.index(x), present.index(y), reps, rng, alpha)
+                    if out is None:
+                        continue
+                    obs, null, test_obs, test_null = out
+                    rows.append(_perm_row(metric, env, x, y, obs, test_obs, test_null, reps))
+                    obs_all.append(obs)
+                    null_all.append(null)
+                if len(envs) > 1 and len(obs_all) == len(envs):
+                    mean_obs = float(np.mean(obs_all))
+                    rows.append(_perm_row(metric, "all envs", x, y, mean_obs, mean_obs, np.mean(null_all, axis=0),
+                                          reps))
+    out = pd.DataFrame(rows, columns=["metric", "env", "X", "Y", "rank difference (Y - X)", "p"])
+    out["p_holm"] = np.nan
+    for _, g in out.groupby(["metric", "env"]):
+        out.loc[g.index, "p_holm"] = holm(g["p"].to_numpy(float))
+    out["reps"] = reps
+    return out
+
+
+def _perm_row(metric: str, env: str, x: str, y: str, obs: float, test_obs: float, null: np.ndarray,
+              reps: int) -> dict:
+    p = (1 + np.count_nonzero(np.abs(null) >= abs(test_obs) - 1e-12)) / (1 + reps)
+    return {"metric": metric, "env": env, "X": x, "Y": y, "rank difference (Y - X)": obs, "p": float(p)}
+
+
+def _perm_run(metric, data, ix, iy, reps, rng, alpha):
+    import scipy.stats as sps
+    if any(len(d) == 0 for d in data) or len(data[ix]) + len(data[iy]) < 3:
+        return None
+    pooled = sps.rankdata(np.concatenate([_lower_better(d, metric) for d in data]))
+    starts = np.concatenate([[0], np.cumsum([len(d) for d in data])])
+    rx, ry = pooled[starts[ix]:starts[ix + 1]], pooled[starts[iy]:starts[iy + 1]]
+    both = np.concatenate([rx, ry])
+    perm = np.argsort(rng.random((reps, len(both))), axis=1)
+    shuffled = both[perm]
+    null = shuffled[:, len(rx):].mean(axis=1) - shuffled[:, :len(rx)].mean(axis=1)
+    # pooled ranks span 1..N; per run of each algorithm they move by R per place on the 1..A scale
+    scale = (len(rx) + len(ry)) / 2
+    obs = float(ry.mean() - rx.mean()) / scale
+    return obs, null / scale, obs, null / scale
+
+
+def _perm_across(metric, data, ix, iy, reps, rng, alpha):
+    (ex, fx), (ey, fy) = data[ix], data[iy]
+    if len(fx) < 2 or len(fy) < 2:
+        return None
+    values = np.array([_across_value(metric, ev[None], fi[None], alpha)[0] for ev, fi in data])
+    y = _lower_better(values, metric)
+    if not np.isfinite(y).all():
+        return None
+    others = np.delete(y, [ix, iy])
+    ev, fi = np.concatenate([ex, ey]), np.concatenate([fx, fy])
+    perm = np.argsort(rng.random((reps, len(fi))), axis=1)
+    px = _lower_better(_across_value(metric, ev[perm[:, :len(fx)]], fi[perm[:, :len(fx)]], alpha), metric)
+    py = _lower_better(_across_value(metric, ev[perm[:, len(fx):]], fi[perm[:, len(fx):]], alpha), metric)
+
+    def rank(mine, rival):
+        return 1 + _beats(others[None, :], mine[:, None]).sum(axis=1) + _beats(rival, mine)
+
+    null = rank(py, px) - rank(px, py)
+    obs = rank(y[iy:iy + 1], y[ix:ix + 1]) - rank(y[ix:ix + 1], y[iy:iy + 1])
+    # within one env two ranks always differ by >= 1, so the env's own test uses the metric difference
+    return float(obs[0]), null, float(y[iy] - y[ix]), py - px
