@@ -245,19 +245,38 @@ def fresh_slopes(cs: CurveSet) -> np.ndarray:
     return np.where(ok, out, np.nan)
 
 
+def nan_quantiles(x: np.ndarray, qs: Sequence[float], axis: int = -1) -> np.ndarray:
+    """Quantiles (linear interpolation, as ``np.percentile``) along ``axis`` ignoring NaN, for many rows
+    at once: one sort, then a gather (``np.nanpercentile`` loops over rows in Python). Returns
+    (len(qs), *other axes); NaN where a row has no finite value."""
+    x = np.moveaxis(np.asarray(x, float), axis, -1)
+    srt = np.sort(x, axis=-1)                       # NaN sort last
+    n = np.isfinite(srt).sum(axis=-1)
+    out = []
+    for q in qs:
+        pos = np.maximum(n - 1, 0) * q
+        lo = np.floor(pos).astype(int)
+        hi = np.minimum(lo + 1, np.maximum(n - 1, 0))
+        a = np.take_along_axis(srt, lo[..., None], -1)[..., 0]
+        b = np.take_along_axis(srt, hi[..., None], -1)[..., 0]
+        t = pos - lo
+        with np.errstate(invalid="ignore"):
+            v = np.where(t >= 0.5, b - (b - a) * (1 - t), a + (b - a) * t)  # numpy's lerp
+        out.append(np.where(n > 0, v, np.nan))
+    return np.array(out)
+
+
 def _row_cvar(x: np.ndarray, alpha: float, tail: str) -> np.ndarray:
     """CVaR per row of a NaN-padded (R, K) array (NaN where a row is empty)."""
+    q = nan_quantiles(x, [alpha if tail == "lower" else 1 - alpha], axis=1)[0]
     with np.errstate(all="ignore"), warnings.catch_warnings():
         warnings.simplefilter("ignore", RuntimeWarning)
-        q = np.nanpercentile(x, 100 * (alpha if tail == "lower" else 1 - alpha), axis=1)
         keep = x <= q[:, None] if tail == "lower" else x >= q[:, None]
         return np.nanmean(np.where(keep, x, np.nan), axis=1)
 
 
 def _row_iqr(x: np.ndarray, min_count: int) -> np.ndarray:
-    with np.errstate(all="ignore"), warnings.catch_warnings():
-        warnings.simplefilter("ignore", RuntimeWarning)
-        q75, q25 = np.nanpercentile(x, [75, 25], axis=1)
+    q75, q25 = nan_quantiles(x, [0.75, 0.25], axis=1)
     out = q75 - q25
     out[np.isfinite(x).sum(axis=1) < min_count] = np.nan
     return out
@@ -298,10 +317,14 @@ def across_run_inputs(cs: CurveSet, window: float = 0.1, smoothing: float = 0.1)
 def fixed_policy_metrics(cs: CurveSet, alpha: float = 0.05) -> dict[str, np.ndarray]:
     """DF and RF per run from its last evaluation round (NaN for a run with fewer than 2 episodes there)."""
     r = len(cs.run_ids)
-    df, rf = np.full(r, np.nan), np.full(r, np.nan)
-    for i, e in enumerate(cs.eval_returns or ()):
-        if e is not None and len(e) >= 2:
-            df[i], rf[i] = float(iqr(e)), cvar(e, alpha, "lower")
+    rounds = [np.asarray(e, float) if e is not None else np.empty(0) for e in (cs.eval_returns or [None] * r)]
+    width = max([len(e) for e in rounds] + [1])
+    x = np.full((r, width), np.nan)
+    for i, e in enumerate(rounds):
+        x[i, :len(e)] = e
+    enough = np.isfinite(x).sum(axis=1) >= 2
+    df = np.where(enough, _row_iqr(x, 2), np.nan)
+    rf = np.where(enough, _row_cvar(x, alpha, "lower"), np.nan)
     return {"dispersion_fixed_policy": df, "risk_fixed_policy": rf}
 
 
@@ -471,7 +494,7 @@ def compute_from_sets(sets: Mapping[tuple[str, str], CurveSet], status: pd.DataF
 
 def _account(label: str, env: str, metric: str, cell: pd.DataFrame, excluded: pd.DataFrame,
              extra: pd.DataFrame, reason: str) -> dict:
-    reasons = [(r.status, r.run_id) for r in excluded.itertuples()] + [(reason, r.run_id) for r in extra.itertuples()]
+    reasons = list(zip(excluded["status"], excluded["run_id"])) + [(reason, rid) for rid in extra["run_id"]]
     counts: dict[str, list[str]] = {}
     for why, rid in reasons:
         counts.setdefault(why, []).append(str(rid))
@@ -522,12 +545,11 @@ def _across_value(metric: str, at_eval: np.ndarray, final: np.ndarray, alpha: fl
     with np.errstate(all="ignore"), warnings.catch_warnings():
         warnings.simplefilter("ignore", RuntimeWarning)  # all-NaN slices are NaN results, said in n
         if metric == "dispersion_across_runs":
-            pct = np.nanpercentile if np.isnan(at_eval).any() else np.percentile
-            q75, q25 = pct(at_eval, [75, 25], axis=1)
+            q75, q25 = nan_quantiles(at_eval, [0.75, 0.25], axis=1)
             d = q75 - q25
             d[np.isfinite(at_eval).sum(axis=1) < 2] = np.nan
             return np.nanmedian(d, axis=1)
-        var = np.nanpercentile(final, 100 * alpha, axis=1)
+        var = nan_quantiles(final, [alpha], axis=1)[0]
         return np.nanmean(np.where(final <= var[:, None], final, np.nan), axis=1)
 
 
