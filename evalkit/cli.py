@@ -246,6 +246,48 @@ def cmd_compare(args: argparse.Namespace) -> int:
     return 0
 
 
+# ------------------------------------------------------------------ reliability (Chan et al. 2020)
+
+
+def _reliability_planned(study, study_dir: Path):
+    """Planned evaluation-phase runs with the reason a run has no episode rows (failed / missing)."""
+    import pandas as pd
+    from evalkit import status, store
+    if status.is_imported(study):
+        return None
+    stored, failures = store.scan(study_dir, repair=False), store.read_failures(study_dir)
+    rows = [{"run_id": r.run_id, "algorithm": r.algorithm, "env": r.env, "seed_index": r.seed_index,
+             "reason": "" if r.run_id in stored else "failed" if r.run_id in failures else "missing"}
+            for r in status.current_runs(study, study_dir) if r.phase == "eval"]
+    return pd.DataFrame(rows, columns=["run_id", "algorithm", "env", "seed_index", "reason"])
+
+
+def cmd_reliability(args: argparse.Namespace) -> int:
+    from evalkit import reliability as rel
+    from evalkit import status
+    study, study_dir = _study_dir(args)
+    for name in ("reps", "permutations", "points"):
+        if getattr(args, name) < (2 if name == "points" else 1):
+            raise EvalkitError(f"--{name}: expected a positive integer, found {getattr(args, name)}")
+    table = status.load_current(study, study_dir)
+    table = table[table["phase"] == "eval"] if len(table) else table
+    if table.empty:
+        raise EvalkitError(f"{study_dir}: no stored evaluation-phase runs (run 'evalkit run' first)")
+    result = rel.compute(table, points=args.points, window=args.window, alpha=args.alpha,
+                         smoothing=args.smoothing, planned=_reliability_planned(study, study_dir))
+    ranks = rel.rank_table(result, reps=args.reps, seed=args.seed)
+    tests = rel.permutation_tests(result, reps=args.permutations, seed=args.seed)
+    out = _analysis_dir(study_dir)
+    _write_table(ranks, out / "reliability")
+    _write_table(result.runs, out / "reliability_runs")
+    _write_table(tests, out / "reliability_tests")
+    _write_table(result.accounting, out / "reliability_accounting")
+    print(rel.render(result, ranks, tests, width=100))
+    print(f"written: {out / 'reliability.csv'} (ranks)")
+    print("  and reliability_runs.csv (per run), reliability_tests.csv, reliability_accounting.csv beside it")
+    return 0
+
+
 def cmd_import(args: argparse.Namespace) -> int:
     from evalkit import importer
     n = importer.import_file(args.file, args.name, args.root)
@@ -361,6 +403,21 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("study")
     _add_root(p)
     p.add_argument("--reps", type=int, default=1000)
+    p.add_argument("--seed", type=int, default=0)
+
+    p = command("reliability", cmd_reliability, "reliability metrics (Chan et al. 2020): dispersion and risk "
+                "across time, across runs and of fixed policies, ranked per env with bootstrap CIs")
+    p.add_argument("study")
+    _add_root(p)
+    p.add_argument("--points", type=int, default=50, help="step-grid windows of the curves (default: 50)")
+    p.add_argument("--window", type=float, default=0.1,
+                   help="within-run window and evaluation-point spacing, fraction of the budget (default: 0.1)")
+    p.add_argument("--alpha", type=float, default=0.05, help="CVaR tail fraction (default: 0.05)")
+    p.add_argument("--smoothing", type=float, default=0.1,
+                   help="low-pass cutoff period for across-run metrics, fraction of the budget; 0 = none "
+                        "(default: 0.1)")
+    p.add_argument("--reps", type=int, default=1000, help="bootstrap resamples of the ranks (default: 1000)")
+    p.add_argument("--permutations", type=int, default=1000, help="permutations per test (default: 1000)")
     p.add_argument("--seed", type=int, default=0)
 
     p = command("import", cmd_import, "import a CSV/Parquet long table or .npz/JSON score matrices as a study")

@@ -759,3 +759,58 @@ def _perm_across(metric, data, ix, iy, reps, rng, alpha):
     obs = rank(y[iy:iy + 1], y[ix:ix + 1]) - rank(y[ix:ix + 1], y[iy:iy + 1])
     # within one env two ranks always differ by >= 1, so the env's own test uses the metric difference
     return float(obs[0]), null, float(y[iy] - y[ix]), py - px
+
+
+# ---------------------------------------------------------------------------------------------
+# text
+# ---------------------------------------------------------------------------------------------
+
+def _num(v: float) -> str:
+    return "n/a" if not np.isfinite(v) else f"{v:.4g}"
+
+
+def render(result: ReliabilityResult, ranks: pd.DataFrame, tests: pd.DataFrame | None = None,
+           width: int = 100) -> str:
+    """The terminal report: run accounting, per env and metric each label's value and rank with its CI,
+    the mean rank over envs, and the permutation tests; every line at most ``width`` columns."""
+    import textwrap
+    wrap = lambda text, indent="": textwrap.wrap(text, width, subsequent_indent=indent + "  ",
+                                                 initial_indent=indent, break_on_hyphens=False)
+    lines = wrap(f"reliability: {result.method}.")
+    conf = float(ranks["confidence"].iloc[0]) if len(ranks) else 0.95
+    reps = int(ranks["reps"].iloc[0]) if len(ranks) else 0
+    lines += wrap(f"ranks: 1 = best; {conf:.0%} percentile bootstrap CIs ({reps} resamples of each algorithm's "
+                  f"runs, the others fixed); across envs only ranks are combined.")
+    used = result.runs.groupby(["label", "env"], sort=True)["status"].agg(lambda s: f"{(s == 'used').sum()}/{len(s)}")
+    lines += wrap("runs used: " + ", ".join(f"{lab} on {env} {v}" for (lab, env), v in used.items()))
+    acct = result.accounting[result.accounting["excluded"] != ""]
+    for (lab, env), g in acct.groupby(["label", "env"], sort=True):
+        for excl, gg in g.groupby("excluded", sort=False):
+            ms = ", ".join(METRICS[m].short for m in gg["metric"])
+            lines += wrap(f"excluded from {ms} for {lab} on {env}: {excl}", "  ")
+    for note in result.notes:
+        lines += wrap(f"note: {note}")
+    lab_w = min(18, max([len(str(x)) for x in ranks["label"]] + [9]))
+    for env, g in ranks.groupby("env", sort=False):
+        lines += ["", f"== {env}" + (" (mean of the per-env ranks)" if env == "all envs" else "")]
+        lines.append(f"  {'metric':<31s} {'better':<7s} {'algorithm':<{lab_w}s} {'value':>10s} {'n':>4s}  rank [CI]")
+        for metric, gm in g.groupby("metric", sort=False):
+            name = f"{METRICS[metric].short:<4s}{metric.replace('_', ' ')}"
+            for k, r in enumerate(gm.itertuples(index=False)):
+                ci = f"[{r.rank_low:.2f}, {r.rank_high:.2f}]" if np.isfinite(r.rank_low) else "[n/a]"
+                n = "" if not np.isfinite(r.n) else str(int(r.n))
+                value = "-" if env == "all envs" else _num(r.value)
+                lines.append(f"  {name if k == 0 else '':<31s} {r.better if k == 0 else '':<7s} "
+                             f"{str(r.label)[:lab_w]:<{lab_w}s} {value:>10s} {n:>4s}  "
+                             f"{_num(r.rank)} {ci}"[:width])
+    if tests is not None and len(tests):
+        scope = "all envs" if (tests["env"] == "all envs").any() else None
+        t = tests[tests["env"] == scope] if scope else tests
+        lines += [""] + wrap(f"permutation tests ({int(tests['reps'].iloc[0])} permutations; p_holm: Holm over the "
+                             f"pairs of a metric{' and env' if scope is None else ''}"
+                             f"{'; across envs' if scope else ''}; rank difference > 0: X more reliable):")
+        for r in t.itertuples(index=False):
+            where = "" if scope else f" {r.env}"
+            lines.append(f"  {METRICS[r.metric].short:<4s}{where} {r.X} vs {r.Y}: rank difference "
+                         f"{r[4]:+.2f}, p {r.p:.3g}, p_holm {r.p_holm:.3g}"[:width])
+    return "\n".join(lines)
