@@ -52,7 +52,7 @@ def peer(sets, envs: int, reps: int, window: float, smoothing: float, alpha: flo
     """The reference way on the first ``envs`` envs: per-curve loops, then per-resample re-ranking."""
     edges = rel.window_edges(BUDGET, window)
     eval_pts = edges[1:]
-    eidx = rel.eval_indices(POINTS, window)
+    times = rel.eval_times(BUDGET, 20)
     thresh = 2.0 / (smoothing * POINTS)
     rng = np.random.default_rng(1)
     t0 = time.perf_counter()
@@ -69,9 +69,10 @@ def peer(sets, envs: int, reps: int, window: float, smoothing: float, alpha: flo
                 dts[a, e, r] = ref.ref_iqr_within_runs(curve_k, eval_pts, BUDGET * window, min_count=3)
                 out[("srt", a, e, r)] = ref.ref_lower_cvar_on_diffs(curve_k, alpha)
                 out[("lrt", a, e, r)] = ref.ref_upper_cvar_on_drawdown(curve, alpha)
-                curves.append(np.array([cs.steps, cs.values[r]]))
-            out[("dr", a, e)] = ref.ref_iqr_across_runs(curves, cs.steps[eidx], thresh)
-            out[("rr", a, e)] = ref.ref_lower_cvar_across(curves, cs.steps[-1], thresh, alpha)
+                centres = cs.steps - (cs.steps[1] - cs.steps[0]) / 2   # a grid value is its window's mean
+                curves.append(np.array([centres, cs.values[r]]))
+            out[("dr", a, e)] = ref.ref_iqr_across_runs(curves, times, thresh)
+            out[("rr", a, e)] = ref.ref_lower_cvar_across(curves, centres[-1], thresh, alpha)
     for a in range(ALGS):  # bootstrap of the mean rank, one algorithm at a time (stats.py)
         idx = [[rng.integers(0, RUNS, RUNS) for _ in range(envs)] for _ in range(reps)]
         ref.ref_bootstrap_mean_ranks(dts, a, False, idx)
@@ -97,7 +98,7 @@ def main() -> None:
         rel.permutation_tests(result, reps=args.permutations, seed=0)
         t_perm = time.perf_counter() - t1
 
-    t_peer, theirs = peer(sets, args.peer_envs, args.reps, 0.1, 0.1, 0.05)
+    t_peer, theirs = peer(sets, args.peer_envs, args.reps, 0.25, 0.1, 0.05)
     t_peer_all = t_peer * ENVS / args.peer_envs
     runs = result.runs.set_index("run_id")
     cells = result.cells.set_index(["label", "env"])

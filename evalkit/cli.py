@@ -274,7 +274,8 @@ def cmd_reliability(args: argparse.Namespace) -> int:
     if table.empty:
         raise EvalkitError(f"{study_dir}: no stored evaluation-phase runs (run 'evalkit run' first)")
     result = rel.compute(table, points=args.points, window=args.window, alpha=args.alpha,
-                         smoothing=args.smoothing, planned=_reliability_planned(study, study_dir))
+                         smoothing=args.smoothing, eval_points=args.eval_points,
+                         planned=_reliability_planned(study, study_dir))
     ranks = rel.rank_table(result, reps=args.reps, seed=args.seed)
     tests = rel.permutation_tests(result, reps=args.permutations, seed=args.seed)
     out = _analysis_dir(study_dir)
@@ -410,8 +411,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("study")
     _add_root(p)
     p.add_argument("--points", type=int, default=50, help="step-grid windows of the curves (default: 50)")
-    p.add_argument("--window", type=float, default=0.1,
-                   help="within-run window and evaluation-point spacing, fraction of the budget (default: 0.1)")
+    p.add_argument("--window", type=float, default=0.25,
+                   help="within-run window, fraction of the budget (default: 0.25)")
+    p.add_argument("--eval-points", type=int, default=20,
+                   help="evaluation points of the across-run metrics (default: 20, the paper's)")
     p.add_argument("--alpha", type=float, default=0.05, help="CVaR tail fraction (default: 0.05)")
     p.add_argument("--smoothing", type=float, default=0.1,
                    help="low-pass cutoff period for across-run metrics, fraction of the budget; 0 = none "

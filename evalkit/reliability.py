@@ -26,11 +26,14 @@ between fresh points (the reference code's ``differences``: delta return / delta
 env steps), so an uneven spacing of fresh points does not change them. Across-run metrics (DR, RR) use
 the carried-forward curve values of the common grid.
 
-Units chosen so the metrics do not depend on the grid resolution: the within-run window and the low-pass
-cutoff are fractions of the budget, not numbers of grid points. The paper's configuration (example.gin)
-used 2,000-point curves, 5% windows, 20 evaluation points and a Butterworth cutoff of 0.01 x Nyquist,
-i.e. a period of 10% of the budget; evalkit's default curves have 50 points, so the default window is
-10% (5 grid points; 5% would leave 1-2 slopes per window) and the cutoff period is the paper's 10%.
+Units chosen so the metrics do not depend on the grid resolution: the within-run window, the low-pass
+cutoff and the evaluation points are fractions of the budget, not numbers of grid points; a fresh point's
+time is when its episodes ended (their mean step), not its window's edge; across-run values are
+interpolated at the evaluation times between window centres. The paper's configuration (example.gin)
+used 2,000-point curves, 5% windows (about 100 points each), 20 evaluation points and a Butterworth cutoff
+of 0.01 x Nyquist, i.e. a period of 10% of the budget. evalkit's default curves have 50 points, so the
+default window is 25% (about 12 points; a 5% window would hold 2 and its IQR would be mostly sampling
+noise); the 20 evaluation points and the 10% cutoff period are the paper's.
 
 Where the paper and the reference code disagree the paper wins: the paper defines long-term risk as the
 CVaR of the worst (largest) drawdowns, the reference's ``example.gin`` uses ``LowerCVaROnDrawdown``, the
@@ -130,7 +133,7 @@ def window_edges(budget: float, window: float) -> np.ndarray:
     return np.linspace(0.0, float(budget), max(1, int(round(1 / window))) + 1)
 
 
-def dispersion_across_time(steps: np.ndarray, values: np.ndarray, budget: float, window: float = 0.1,
+def dispersion_across_time(steps: np.ndarray, values: np.ndarray, budget: float, window: float = 0.25,
                            min_slopes: int = 3) -> float:
     """DT of one run: per window (lo, hi] of ``window`` x budget, the IQR of the slopes ending in it
     (windows with fewer than ``min_slopes`` are skipped: an IQR of one or two slopes is 0 or half a
@@ -184,12 +187,28 @@ def lowpass_filter(curves: np.ndarray, period: float, points: int) -> tuple[np.n
     return out, True
 
 
-def eval_indices(points: int, window: float) -> np.ndarray:
-    """Grid indices of the across-run evaluation points: the grid point nearest the centre of each
-    within-run window (the reference evaluates at window centres)."""
-    n = max(1, int(round(1 / window)))
-    centres = (np.arange(n) + 0.5) / n * points          # in grid spacings from 0
-    return np.unique(np.clip(np.round(centres).astype(int) - 1, 0, points - 1))
+def eval_times(budget: float, eval_points: int) -> np.ndarray:
+    """Times (env steps) of the across-run evaluation points: the centres of ``eval_points`` equal
+    segments of the budget (the paper evaluated at 20 points, the centres of its 5% windows)."""
+    if eval_points < 1:
+        raise EvalkitError(f"eval_points: expected a positive integer, found {eval_points}")
+    return (np.arange(eval_points) + 0.5) / eval_points * float(budget)
+
+
+def at_times(curves: np.ndarray, centres: np.ndarray, times: np.ndarray) -> np.ndarray:
+    """Linear interpolation of each row of ``curves`` (values at the window centres ``centres``) at
+    ``times``; NaN where a neighbour is NaN (a run not started yet), clamped at the ends. A time on a
+    grid point takes that point's value exactly (no weight on its neighbour)."""
+    curves = np.asarray(curves, float)
+    t = np.clip(np.asarray(times, float), centres[0], centres[-1])
+    hi = np.clip(np.searchsorted(centres, t, side="left"), 0, len(centres) - 1)
+    lo = np.maximum(hi - 1, 0)
+    exact = np.isclose(centres[hi], t, rtol=0, atol=1e-9 * max(1.0, abs(centres[-1])))
+    span = np.where(hi > lo, centres[hi] - centres[lo], 1.0)
+    w = np.where(exact, 1.0, (t - centres[lo]) / span)
+    left, right = curves[:, lo], curves[:, hi]
+    with np.errstate(invalid="ignore"):
+        return np.where(exact[None, :], right, left + (right - left) * w[None, :])
 
 
 def dispersion_across_runs(smoothed_at_eval: np.ndarray) -> float:
@@ -218,7 +237,8 @@ class CurveSet:
     ``steps``: (P,) grid points (right window edges, env steps); ``values``: (R, P) carried-forward curve
     values (NaN before the first episode and past the budget); ``fresh``: (R, P) bool, a finished episode
     in that window; ``budgets``: (R,) env steps; ``eval_returns``: per run the returns of its last
-    evaluation round (or None).
+    evaluation round (or None); ``times``: (R, P) when the window's episodes ended (their mean step),
+    the time of a fresh point for within-run slopes (None: the grid step).
     """
 
     run_ids: tuple
@@ -227,10 +247,21 @@ class CurveSet:
     fresh: np.ndarray
     budgets: np.ndarray
     eval_returns: tuple | None = None
+    times: np.ndarray | None = None   # (R, P) mean end step of the window's episodes (fresh points)
+
+
+def _times(cs: CurveSet) -> np.ndarray:
+    """(R, P) time of each point: when its episodes ended where known, else the grid step."""
+    grid = np.broadcast_to(cs.steps[None, :], cs.values.shape)
+    if cs.times is None:
+        return np.array(grid, float)
+    return np.where(np.isfinite(cs.times), cs.times, grid)
 
 
 def fresh_slopes(cs: CurveSet) -> np.ndarray:
     """(R, P) slopes (per 1,000 steps) from each fresh point to the previous fresh point of its run,
+    over the time between them (when their episodes ended, not the grid edges: a lockstep agent's
+    bursts would otherwise get slopes over a gap 1.5 windows long divided by one or two windows);
     NaN elsewhere: carried-forward values never enter."""
     r, p = cs.values.shape
     fresh = cs.fresh & np.isfinite(cs.values)
@@ -238,10 +269,11 @@ def fresh_slopes(cs: CurveSet) -> np.ndarray:
     last = np.maximum.accumulate(idx, axis=1)              # last fresh index at or before j
     prev = np.concatenate([np.full((r, 1), -1), last[:, :-1]], axis=1)
     ok = fresh & (prev >= 0)
+    t = _times(cs)
     pv = np.take_along_axis(cs.values, np.maximum(prev, 0), axis=1)
-    ps = cs.steps[np.maximum(prev, 0)]
+    pt = np.take_along_axis(t, np.maximum(prev, 0), axis=1)
     with np.errstate(all="ignore"):
-        out = (cs.values - pv) / (cs.steps[None, :] - ps) * SLOPE_UNIT
+        out = (cs.values - pv) / (t - pt) * SLOPE_UNIT
     return np.where(ok, out, np.nan)
 
 
@@ -282,18 +314,19 @@ def _row_iqr(x: np.ndarray, min_count: int) -> np.ndarray:
     return out
 
 
-def within_run_metrics(cs: CurveSet, window: float = 0.1, alpha: float = 0.05, min_slopes: int = 3
+def within_run_metrics(cs: CurveSet, window: float = 0.25, alpha: float = 0.05, min_slopes: int = 3
                        ) -> dict[str, np.ndarray]:
     """DT, SRT and LRT of every run of ``cs`` from its fresh points: {metric: (R,)}; the vectorised form
     of :func:`dispersion_across_time`, :func:`short_term_risk` and :func:`long_term_risk`."""
     s = fresh_slopes(cs)
+    t = _times(cs)
     r = len(s)
     dt = np.full(r, np.nan)
     for budget in np.unique(cs.budgets):
         rows = np.flatnonzero(cs.budgets == budget)
         edges = window_edges(budget, window)
-        which = np.searchsorted(edges, cs.steps, side="left") - 1
-        per_window = np.column_stack([_row_iqr(s[np.ix_(rows, np.flatnonzero(which == j))], min_slopes)
+        which = np.searchsorted(edges, t[rows], side="left") - 1   # a slope belongs where it ends
+        per_window = np.column_stack([_row_iqr(np.where(which == j, s[rows], np.nan), min_slopes)
                                       for j in range(len(edges) - 1)])
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", RuntimeWarning)
@@ -307,11 +340,16 @@ def within_run_metrics(cs: CurveSet, window: float = 0.1, alpha: float = 0.05, m
     return {"dispersion_across_time": dt, "short_term_risk": srt, "long_term_risk": lrt}
 
 
-def across_run_inputs(cs: CurveSet, window: float = 0.1, smoothing: float = 0.1) -> tuple[np.ndarray, np.ndarray, bool]:
-    """Low-pass filtered curves at the evaluation points (R, E) and at the last grid point (R,)."""
+def across_run_inputs(cs: CurveSet, eval_points: int = 20, smoothing: float = 0.1
+                      ) -> tuple[np.ndarray, np.ndarray, bool]:
+    """Low-pass filtered curves at the evaluation times (R, E), interpolated between window centres
+    (a grid value is the mean of its window), and at the last grid point (R,)."""
     p = cs.values.shape[1]
     smooth, filtered = lowpass_filter(cs.values, smoothing, p)
-    return smooth[:, eval_indices(p, window)], smooth[:, -1], filtered
+    spacing = cs.steps[1] - cs.steps[0] if p > 1 else cs.steps[0]
+    centres = cs.steps - spacing / 2
+    top = cs.steps[-1]
+    return at_times(smooth, centres, eval_times(top, eval_points)), smooth[:, -1], filtered
 
 
 def fixed_policy_metrics(cs: CurveSet, alpha: float = 0.05) -> dict[str, np.ndarray]:
@@ -354,10 +392,10 @@ class ReliabilityResult:
     @property
     def method(self) -> str:
         p = self.params
-        return (f"Chan et al. (2020) reliability metrics on a {p['points']}-point step grid: windows of "
-                f"{p['window']:.0%} of the budget ({p['eval_points']} evaluation points for across-run "
-                f"metrics), CVaR alpha {p['alpha']}, low-pass cutoff period {p['smoothing']:.0%} of the budget; "
-                f"within-run metrics on fresh grid points only")
+        return (f"Chan et al. (2020) reliability metrics on a {p['points']}-point step grid: within-run "
+                f"windows of {p['window']:.0%} of the budget, on fresh grid points only; across-run metrics at "
+                f"{p['eval_points']} evaluation points after a low-pass filter (cutoff period "
+                f"{p['smoothing']:.0%} of the budget); CVaR alpha {p['alpha']}")
 
 
 def _curves(table: pd.DataFrame, points: int) -> pd.DataFrame:
@@ -386,6 +424,21 @@ def _last_round(evals: pd.DataFrame) -> dict[str, np.ndarray]:
     return out
 
 
+def _episode_times(episodes: pd.DataFrame, ids: Sequence[str], steps: np.ndarray) -> np.ndarray:
+    """(R, P) mean end step of each run's episodes per grid window, binned like
+    :func:`evalkit.metrics.learning_curves` (window k holds steps in (edge k, edge k+1]); NaN where none."""
+    p = len(steps)
+    edges = np.concatenate([[0.0], steps])
+    window = np.clip(np.searchsorted(edges, episodes["step"].to_numpy(float), side="left") - 1, 0, p - 1)
+    row = pd.Index(list(ids)).get_indexer(episodes["run_id"])
+    total = np.zeros((len(ids), p))
+    count = np.zeros((len(ids), p))
+    np.add.at(total, (row, window), episodes["step"].to_numpy(float))
+    np.add.at(count, (row, window), 1.0)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.where(count > 0, total / count, np.nan)
+
+
 def curve_sets(table: pd.DataFrame, points: int = 50) -> tuple[dict[tuple[str, str], CurveSet], pd.DataFrame]:
     """Per (label, env) the :class:`CurveSet` of its usable runs, and one status row per run of the
     table (``used``, ``diverged`` or ``no-episode``)."""
@@ -408,21 +461,25 @@ def curve_sets(table: pd.DataFrame, points: int = 50) -> tuple[dict[tuple[str, s
             steps = np.sort(sub["step"].unique()).astype(float)
             wide_v = sub.pivot(index="run_id", columns="step", values="value").reindex(index=list(ids), columns=steps)
             wide_f = sub.pivot(index="run_id", columns="step", values="fresh").reindex(index=list(ids), columns=steps)
-            sets[(label, env)] = CurveSet(ids, steps, wide_v.to_numpy(float), wide_f.fillna(False).to_numpy(bool),
+            fresh = wide_f.fillna(False).to_numpy(bool)
+            times = _episode_times(table[table["run_id"].isin(ids) & (table["mode"] == "train")], ids, steps)
+            sets[(label, env)] = CurveSet(ids, steps, wide_v.to_numpy(float), fresh,
                                           budgets.reindex(list(ids)).to_numpy(float),
-                                          tuple(evals.get(i) for i in ids) if evals else None)
+                                          tuple(evals.get(i) for i in ids) if evals else None,
+                                          np.where(fresh, times, np.nan))
     keep = ["run_id", "algorithm", "label", "env", "seed_index", "status"]
     return sets, info[keep].copy()
 
 
-def compute(table: pd.DataFrame, points: int = 50, window: float = 0.1, alpha: float = 0.05,
-            smoothing: float = 0.1, min_slopes: int = 3, planned: pd.DataFrame | None = None) -> ReliabilityResult:
+def compute(table: pd.DataFrame, points: int = 50, window: float = 0.25, alpha: float = 0.05,
+            smoothing: float = 0.1, eval_points: int = 20, min_slopes: int = 3,
+            planned: pd.DataFrame | None = None) -> ReliabilityResult:
     """Every reliability metric of the runs in ``table`` (the long episode table of one phase).
 
-    ``points``: grid windows of the learning curves; ``window``: within-run window and spacing of the
-    across-run evaluation points, as a fraction of the budget; ``alpha``: CVaR tail fraction (0.05, the
-    reference's default); ``smoothing``: low-pass cutoff period as a fraction of the budget (0 = none);
-    ``min_slopes``: slopes a window needs for its IQR. ``planned``: optional rows (run_id, algorithm,
+    ``points``: grid windows of the learning curves; ``window``: the within-run window (DT) as a fraction
+    of the budget; ``alpha``: CVaR tail fraction (0.05, the reference's default); ``smoothing``: low-pass
+    cutoff period as a fraction of the budget (0 = none); ``eval_points``: across-run evaluation points
+    (20, the paper's); ``min_slopes``: slopes a window needs for its IQR. ``planned``: optional rows (run_id, algorithm,
     env, reason) for planned runs without episode rows (reason ``failed``, ``missing`` or empty for a
     stored run without episodes, counted as ``no-episode``); they are counted and named, never dropped.
     """
@@ -437,12 +494,12 @@ def compute(table: pd.DataFrame, points: int = 50, window: float = 0.1, alpha: f
             "run_id": extra["run_id"], "algorithm": extra["algorithm"], "label": extra["algorithm"],
             "env": extra["env"], "seed_index": extra.get("seed_index", np.nan),
             "status": [r or "no-episode" for r in extra.get("reason", [""] * len(extra))]})], ignore_index=True)
-    return compute_from_sets(sets, status, points, window, alpha, smoothing, min_slopes)
+    return compute_from_sets(sets, status, points, window, alpha, smoothing, eval_points, min_slopes)
 
 
 def compute_from_sets(sets: Mapping[tuple[str, str], CurveSet], status: pd.DataFrame, points: int = 50,
-                      window: float = 0.1, alpha: float = 0.05, smoothing: float = 0.1, min_slopes: int = 3
-                      ) -> ReliabilityResult:
+                      window: float = 0.25, alpha: float = 0.05, smoothing: float = 0.1, eval_points: int = 20,
+                      min_slopes: int = 3) -> ReliabilityResult:
     """:func:`compute` on curve arrays: ``sets`` per (label, env), ``status`` one row per run (run_id,
     algorithm, label, env, seed_index, status); runs whose status is not ``used`` are counted, named and
     left out."""
@@ -451,6 +508,7 @@ def compute_from_sets(sets: Mapping[tuple[str, str], CurveSet], status: pd.DataF
     if smoothing < 0:
         raise EvalkitError(f"smoothing: expected a fraction of the budget >= 0, found {smoothing}")
     window_edges(1.0, window)  # validates window
+    eval_times(1.0, eval_points)
     run_metrics = [m for m, i in METRICS.items() if i.kind == "run"]
     has_eval = any(cs.eval_returns is not None for cs in sets.values())
     values = {}
@@ -460,7 +518,7 @@ def compute_from_sets(sets: Mapping[tuple[str, str], CurveSet], status: pd.DataF
         per.update(fixed_policy_metrics(cs, alpha))
         for k, rid in enumerate(cs.run_ids):
             values[rid] = {m: per[m][k] for m in run_metrics}
-        at_eval, final, filtered = across_run_inputs(cs, window, smoothing)
+        at_eval, final, filtered = across_run_inputs(cs, eval_points, smoothing)
         if not filtered and smoothing:
             notes.append(f"{key[1]}: the {cs.values.shape[1]}-point grid is coarser than the low-pass cutoff "
                          f"({smoothing:.0%} of the budget); curves not filtered")
@@ -487,7 +545,7 @@ def compute_from_sets(sets: Mapping[tuple[str, str], CurveSet], status: pd.DataF
             acct.append(_account(label, env, m, g, excluded, used.iloc[:0], ""))
         cells.append(cell)
     params = dict(points=points, window=window, alpha=alpha, smoothing=smoothing, min_slopes=min_slopes,
-                  eval_points=int(len(eval_indices(points, window))), has_eval=has_eval)
+                  eval_points=eval_points, has_eval=has_eval)
     return ReliabilityResult(runs, pd.DataFrame(cells), pd.DataFrame(acct), across, params,
                              list(dict.fromkeys(notes)))
 

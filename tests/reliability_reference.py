@@ -72,11 +72,13 @@ def ref_lowpass(y: np.ndarray, thresh: float) -> np.ndarray:
 
 
 def ref_across(curves: list[np.ndarray], eval_points, thresh: float | None) -> np.ndarray:
-    """Values of the (low-pass filtered) curves at the eval points: (n_curves, n_eval)."""
+    """Values of the (low-pass filtered) curves at the eval points: (n_curves, n_eval). The reference
+    takes the curve's own time point there; between time points (evalkit's grids) np.interp."""
     out = []
     for c in curves:
         y = ref_lowpass(c[1], thresh) if thresh else c[1]
-        out.append([y[list(c[0]).index(e)] for e in eval_points])
+        t = list(c[0])
+        out.append([y[t.index(e)] if e in t else np.interp(e, c[0], y) for e in eval_points])
     return np.array(out)
 
 
