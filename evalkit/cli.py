@@ -284,8 +284,8 @@ def cmd_reliability(args: argparse.Namespace) -> int:
     _write_table(tests, out / "reliability_tests")
     _write_table(result.accounting, out / "reliability_accounting")
     print(rel.render(result, ranks, tests, width=100))
-    print(f"written: {out / 'reliability.csv'} (ranks)")
-    print("  and reliability_runs.csv (per run), reliability_tests.csv, reliability_accounting.csv beside it")
+    print(f"written to {out}:")
+    print("  reliability.csv (ranks), reliability_runs.csv, reliability_tests.csv, reliability_accounting.csv")
     return 0
 
 
