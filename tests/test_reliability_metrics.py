@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import dataclasses
 import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -330,12 +329,14 @@ def test_every_run_is_counted_and_excluded_runs_are_named():
     assert "a-E-2" in text and "gone" in text
 
 
-def run_cli(*args, cwd=None):
-    return subprocess.run([sys.executable, "-m", "evalkit.cli", *args], capture_output=True, text=True,
-                          cwd=cwd or ROOT, env={"PYTHONPATH": str(ROOT), "PATH": "/usr/bin:/bin"})
+def test_cli_reliability_on_an_imported_study(tmp_path, capsys):
+    from evalkit.cli import main
 
+    def run_cli(*args):
+        code = main(list(args))
+        out = capsys.readouterr()
+        return subprocess.CompletedProcess(args, code, out.out, out.err)
 
-def test_cli_reliability_on_an_imported_study(tmp_path):
     rng = np.random.default_rng(0)
     rows = []
     for env in ("E1", "E2"):
@@ -356,6 +357,9 @@ def test_cli_reliability_on_an_imported_study(tmp_path):
     dt = ranks[(ranks["metric"] == "dispersion_across_time") & (ranks["env"] == "all envs")].set_index("label")
     assert dt.loc["calm", "rank"] == 1 and dt.loc["wild", "rank"] == 2
     assert (tmp_path / "toy" / "analysis" / "reliability_runs.csv").exists()
+    assert run_cli("report", str(tmp_path / "toy"), "--reps", "200", "--no-figures").returncode == 0
+    md = (tmp_path / "toy" / "report.md").read_text()
+    assert "## Reliability" in md and "DT dispersion across time (lower better)" in md
     bad = run_cli("reliability", str(tmp_path / "toy"), "--alpha", "2")
     assert bad.returncode == 2 and "alpha" in bad.stderr and len(bad.stderr.strip().splitlines()) == 1
 
