@@ -33,6 +33,14 @@ def _study_dir(args: argparse.Namespace):
     return study, spec.results_dir(study, args.root)
 
 
+def _add_setting(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--setting", metavar="HP=V,...",
+                   help="the setting comparison figures and tables use for a swept algorithm, e.g. "
+                        "'alpha=0.2, epsilon=0.05' or 'sarsa: alpha=0.2; q_learning: alpha=0.8' (default: the "
+                        "selected one in a tuned study, else each algorithm's best per env, with a "
+                        "maximization-bias warning)")
+
+
 # ------------------------------------------------------------------ commands
 
 
@@ -105,12 +113,13 @@ def cmd_status(args: argparse.Namespace) -> int:
 def cmd_report(args: argparse.Namespace) -> int:
     from evalkit import report
     study, study_dir = _study_dir(args)
-    text = report.text_report(study, study_dir, reps=args.reps, seed=args.seed)
+    text = report.text_report(study, study_dir, reps=args.reps, seed=args.seed, setting=args.setting)
     print(text)
     if args.text_only or text.endswith("(run 'evalkit run' first)"):
         return 0
     paths = report.write_report(study, study_dir, args.out, reps=args.reps, seed=args.seed,
-                                figures=not args.no_figures, latex=args.latex, formats=_formats(args.format))
+                                figures=not args.no_figures, latex=args.latex, formats=_formats(args.format),
+                                setting=args.setting)
     for p in paths:
         print(f"written: {p}")
     if not args.no_figures:
@@ -130,7 +139,7 @@ def cmd_plot(args: argparse.Namespace) -> int:
     from evalkit import figures
     study, study_dir = _study_dir(args)
     kinds = figures.KINDS if args.kind == "all" else tuple(k.strip() for k in args.kind.split(",") if k.strip())
-    data = figures.load(study, study_dir)
+    data = figures.load(study, study_dir, setting=args.setting)
     built = figures.build(data, kinds, size=args.size, reps=args.reps, seed=args.seed)
     if not built:
         raise EvalkitError(f"{study_dir}: none of the requested figures ({', '.join(kinds)}) applies to the "
@@ -150,9 +159,10 @@ def _analysis_dir(study_dir: Path) -> Path:
 
 
 def _compact(df):
-    """The table for the terminal: the method, reps and confidence are said once, above it."""
-    return df.drop(columns=[c for c in ("method", "reps", "confidence") if c in df.columns]).to_string(
-        index=False, float_format=lambda v: f"{v:.4g}")
+    """The table for the terminal, within 100 columns (one quantity per line when wider): the method,
+    reps and confidence are said once, above it; the full table is in the CSV."""
+    from evalkit import tables
+    return tables.render(df)
 
 
 def _write_table(df, path: Path) -> None:
@@ -181,7 +191,8 @@ def cmd_sensitivity(args: argparse.Namespace) -> int:
     hps = args.hyperparameters.split(",") if args.hyperparameters else None
     result = sensitivity.hyperparameter_sensitivity(runs, hyperparameters=hps, reps=args.reps, seed=args.seed,
                                                     normalize=not args.no_normalize)
-    table = result.table()
+    from evalkit import tables
+    table = tables.readable_settings(result.table(), runs)  # settings by their hyperparameters, not ids
     out = _analysis_dir(study_dir)
     _write_table(table, out / "sensitivity")
     print(f"hyperparameter sensitivity (Adkins, Bowling & White 2024) on the {phase} runs, metric {study.metric}, "
@@ -208,9 +219,11 @@ def cmd_chs(args: argparse.Namespace) -> int:
         for s in chosen["selected"]:
             if s["algorithm"] not in seen:
                 seen.add(s["algorithm"])
-                print(f"  {s['algorithm']}: {s['setting']}  (stage-1 score {s['tuning_score']:.4f})")
+                from evalkit.labels import setting_text
+                print(f"  {s['algorithm']}: {setting_text(s['setting'])}  (stage-1 score {s['tuning_score']:.4f})")
     result = chs.chs_evaluate(stage1, stage2, reps=args.reps, seed=args.seed)
-    table = result.table()
+    from evalkit import tables
+    table = tables.readable_settings(result.table(), stage1)
     out = _analysis_dir(study_dir)
     _write_table(table, out / "chs")
     print("CHS score of the stage-2 runs against the stage-1 CDFs (Patterson et al. 2024), 95% percentile CIs")
@@ -229,7 +242,8 @@ def cmd_audit(args: argparse.Namespace) -> int:
     _write_table(result.table(), out / "audit")
     if len(result.curves):
         _write_table(result.curves, out / "expected_max")
-    print(result.render())
+    from evalkit import tables
+    print(tables.fit(result.render()))
     print(f"written: {out / 'audit.csv'}")
     return 0
 
@@ -242,7 +256,9 @@ def cmd_compare(args: argparse.Namespace) -> int:
     out = _analysis_dir(study_dir)
     _write_table(result.per_env.astype(str), out / f"compare_{a}_vs_{b}")
     _write_table(result.aggregate, out / f"compare_{a}_vs_{b}_aggregate")
-    print(result.render())
+    from evalkit import tables
+    print(tables.render_comparison(result))
+    print(f"written: {out / f'compare_{a}_vs_{b}.csv'}")
     return 0
 
 
@@ -362,6 +378,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--no-figures", action="store_true", help="tables only")
     p.add_argument("--format", default="pdf,png", help="figure formats (default: pdf,png)")
     p.add_argument("--text-only", action="store_true", help="print the table; write no files")
+    _add_setting(p)
 
     p = command("plot", cmd_plot, "paper figures: learning curves, aggregates, probability of improvement, "
                 "profiles, score distributions, sensitivity, expected max (PDF and PNG)")
@@ -376,6 +393,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--format", default="pdf,png", help="comma-separated: pdf, png, svg (default: pdf,png)")
     p.add_argument("--reps", type=int, default=2_000, help="bootstrap resamples (default: 2000)")
     p.add_argument("--seed", type=int, default=0)
+    _add_setting(p)
 
     p = command("compare", cmd_compare, "compare two algorithms per env and across envs: CIs, tolerance "
                 "intervals, tests, probability of improvement, runs needed")

@@ -21,7 +21,6 @@ from evalkit.spec import Study
 
 KINDS = ("curves", "eval_curves", "normalized_curves", "aggregates", "improvement", "profiles", "distributions",
          "sensitivity", "expected_max")
-MAX_CURVES = 10  # more labels than this in an env: curves show each algorithm's best setting there
 
 
 @dataclass
@@ -39,29 +38,52 @@ class StudyData:
     notes: list = field(default_factory=list)
 
 
-def load(study: Study, study_dir: Path) -> StudyData:
-    """Load the stored runs of ``study`` that belong to it now (orphans left out)."""
-    from evalkit import compare, selection
+def load(study: Study, study_dir: Path, setting: str | None = None) -> StudyData:
+    """Load the stored runs of ``study`` that belong to it now (orphans left out).
+
+    Comparison figures get one setting per algorithm and env (:mod:`evalkit.comparison`: the
+    selected one in a tuned study, else the one named by ``setting``, else the best per env with a
+    maximization-bias note); the sweep figures get every setting (``sweep_runs``).
+    """
+    from evalkit import selection
     from evalkit.status import load_current
     full = load_current(study, study_dir)
     if full.empty:
         raise EvalkitError(f"{study_dir}: no stored runs (run 'evalkit run {study.path}' first)")
-    table = full[full["phase"] == "eval"]
-    runs = metrics.run_scores(table, study.metric) if len(table) else pd.DataFrame()
-    has_eval = len(table) and (table["mode"] == "eval").any()
-    eval_runs = metrics.run_scores(table, "final", mode="eval") if has_eval else pd.DataFrame()
     sweep = pd.DataFrame()
     if study.tuning and (full["phase"] == "tune").any():
         try:
             sweep = selection.tuning_scores(study, study_dir)
         except EvalkitError:
             sweep = pd.DataFrame()
-    elif len(runs) and runs.groupby(["algorithm", "env"])["setting"].nunique().max() > 1:
+    return assemble(study, full, sweep, setting)
+
+
+def assemble(study: Study, full: pd.DataFrame, sweep: pd.DataFrame | None = None,
+             setting: str | None = None) -> StudyData:
+    """:class:`StudyData` from a study's episode table ``full`` (every phase) and the per-run table
+    of its sweep (``sweep``; default: the evaluation runs when an algorithm has several settings)."""
+    from evalkit import comparison, compare
+    table = full[full["phase"] == "eval"]
+    runs = metrics.run_scores(table, study.metric) if len(table) else pd.DataFrame()
+    sweep = pd.DataFrame() if sweep is None else sweep
+    if sweep.empty and len(runs) and runs.groupby(["algorithm", "env"])["setting"].nunique().max() > 1:
         sweep = runs
+    notes = []
+    if len(runs):
+        runs, notes = comparison.one_setting_per_algorithm(runs, setting)
+        label_of = runs.set_index("run_id")["label"]
+        table = table[table["run_id"].isin(label_of.index)]
+        table = table.assign(label=table["run_id"].map(label_of))
+    has_eval = len(table) and (table["mode"] == "eval").any()
+    eval_runs = pd.DataFrame()
+    if has_eval:
+        eval_runs = metrics.run_scores(table, "final", mode="eval")
+        eval_runs["label"] = eval_runs["run_id"].map(runs.set_index("run_id")["label"])
     names = set(map(str, full["algorithm"].unique()))
     if len(runs):
         names |= set(map(str, runs["label"]))
-    data = StudyData(study, table, runs, eval_runs, sweep, plots.palette(names))
+    data = StudyData(study, table, runs, eval_runs, sweep, plots.palette(names), notes=notes)
     ok = runs[np.isfinite(runs["score"])] if len(runs) else runs
     if len(ok):
         data.normed, data.normalization = compare.normalize_runs(ok, study)
@@ -84,20 +106,6 @@ def score_matrices(data: StudyData) -> dict[str, np.ndarray] | None:
     return {k: v for k, v in scores.items() if np.isfinite(v).all()} or None
 
 
-def _curve_table(data: StudyData) -> pd.DataFrame:
-    """The reported episode table, thinned to each algorithm's best setting per env when an env has
-    more than MAX_CURVES labels (a sweep), so curve figures stay readable."""
-    table = data.table
-    if data.runs.empty or data.runs.groupby("env")["label"].nunique().max() <= MAX_CURVES:
-        return table
-    means = data.runs.groupby(["algorithm", "env", "setting"])["score"].mean().reset_index().dropna()
-    best = means.loc[means.groupby(["algorithm", "env"])["score"].idxmax()]
-    keep = data.runs.merge(best[["algorithm", "env", "setting"]], on=["algorithm", "env", "setting"])["run_id"]
-    data.notes.append(f"learning curves show each algorithm's best setting per env (more than {MAX_CURVES} "
-                      f"settings in an env)")
-    return table[table["run_id"].isin(set(keep))]
-
-
 def build(data: StudyData, kinds=KINDS, size: str = "double", reps: int = 2_000, seed: int = 0) -> dict:
     """``{name: Figure}`` for every requested kind the study supports (others are skipped with a note)."""
     from evalkit import sensitivity
@@ -109,16 +117,16 @@ def build(data: StudyData, kinds=KINDS, size: str = "double", reps: int = 2_000,
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         if "curves" in kinds and len(data.table):
-            figs["curves"] = plots.learning_curves(_curve_table(data), "train", "mean", reps=reps, seed=seed,
+            figs["curves"] = plots.learning_curves(data.table, "train", "mean", reps=reps, seed=seed,
                                                    colors=colors, size=size)
         if "eval_curves" in kinds and len(data.eval_runs):
-            figs["eval_curves"] = plots.learning_curves(_curve_table(data), "eval", "mean", reps=reps, seed=seed,
+            figs["eval_curves"] = plots.learning_curves(data.table, "eval", "mean", reps=reps, seed=seed,
                                                         colors=colors, size=size)
         refs = {e.name: e.reference for e in study.envs}
         envs = sorted(data.table["env"].unique()) if len(data.table) else []
         if "normalized_curves" in kinds and envs:
             if all(refs.get(e) for e in envs):
-                figs["normalized_curves"] = plots.normalized_curves(_curve_table(data), refs, reps=reps, seed=seed,
+                figs["normalized_curves"] = plots.normalized_curves(data.table, refs, reps=reps, seed=seed,
                                                                     colors=colors, size=single)
             else:
                 data.notes.append("no normalized learning curves across envs: declare reference = { low, high } for "
@@ -142,16 +150,36 @@ def build(data: StudyData, kinds=KINDS, size: str = "double", reps: int = 2_000,
         if "sensitivity" in kinds and len(sweep):
             figs.update(_sensitivity_figures(sweep, colors, size, reps, seed, data.notes, sensitivity))
         if "expected_max" in kinds and len(sweep):
-            from evalkit.audit import _curves
-            curves = _curves(sweep, sorted(sweep["algorithm"].unique()), reps, seed)
+            curves = expected_max_per_env(sweep, reps, seed, data.notes)
             if len(curves):
                 figs["expected_max"] = plots.expected_max(curves, colors=colors, ylabel=f"mean {study.metric}",
-                                                          size=single)
+                                                          size=single if curves["env"].nunique() == 1 else size)
     for w in caught:
         msg = str(w.message)
         if msg not in data.notes:
             data.notes.append(msg)
     return figs
+
+
+def expected_max_per_env(sweep: pd.DataFrame, reps: int, seed: int, notes: list | None = None) -> pd.DataFrame:
+    """Expected max curves (Dodge et al. 2019) per algorithm and env: each setting's mean run score in
+    that env (raw returns of one env; never pooled across envs), budgets 1..settings. Settings whose
+    runs there all diverged or failed have no mean and are left out, counted in ``notes``."""
+    from evalkit.expected_max import expected_max_curve
+    frames, dropped = [], 0
+    streams = iter(np.random.SeedSequence(seed).spawn(max(1, sweep[["algorithm", "env"]].drop_duplicates().shape[0])))
+    for (alg, env), g in sweep.groupby(["algorithm", "env"], sort=True):
+        means = g.groupby("setting")["score"].apply(lambda x: x[np.isfinite(x)].mean() if np.isfinite(x).any()
+                                                    else np.nan)
+        dropped += int(means.isna().sum())
+        values = means.dropna().to_numpy(float)
+        if len(values) < 2:
+            continue
+        curve = expected_max_curve(values, reps=min(reps, 1_000), seed=next(streams))
+        frames.append(curve.assign(algorithm=alg, env=env))
+    if dropped and notes is not None:
+        notes.append(f"expected max curves leave out {dropped} (algorithm, env, setting) cells without a finite score")
+    return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
 
 
 def _sensitivity_figures(sweep, colors, size, reps, seed, notes, sensitivity) -> dict:

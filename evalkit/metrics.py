@@ -94,23 +94,21 @@ def _diverged(run: pd.DataFrame, extra_cols: list[str]) -> bool:
 
 def labels(runs: pd.DataFrame) -> pd.Series:
     """Display label per run: the algorithm name, plus the values of the hyperparameters it sweeps
-    (``dqn[lr=0.001]``) when it has several settings in one env and phase."""
-    if runs.empty:
-        return pd.Series([], dtype=object)
-    out = runs["algorithm"].astype(str).copy()
-    hp_cols = [c for c in runs.columns if c.startswith("hp.")]
-    for _, g in runs.groupby(["algorithm", "phase", "env"], sort=False):
-        if g["setting"].nunique() <= 1:
-            continue
-        varying = [c for c in hp_cols if g[c].astype(str).nunique() > 1]
-        for i, r in g.iterrows():
-            values = ",".join(f"{c[3:]}={_short(r[c])}" for c in varying) or str(r["setting"])
-            out.at[i] = f"{r['algorithm']}[{values}]"
-    return out
+    (``dqn[lr=0.001, eps=0.2]``) when it has several settings in one env and phase
+    (:func:`evalkit.labels.run_labels`)."""
+    from evalkit.labels import run_labels
+    return run_labels(runs)
 
 
-def _short(v: object) -> str:
-    return f"{v:.4g}" if isinstance(v, float) else str(v)
+def labels_by_run(table: pd.DataFrame) -> pd.Series:
+    """``run_id -> label`` for the runs of a long episode table: its ``label`` column when it has one
+    (e.g. a comparison's ``sarsa [best per env]``), else :func:`labels` of one row per run."""
+    if "label" in table.columns:
+        first = table.drop_duplicates("run_id")
+        return pd.Series(first["label"].astype(str).to_numpy(), index=first["run_id"].to_numpy())
+    cols = [c for c in ["run_id", "algorithm", "phase", "env", "setting"] if c in table.columns]
+    runs = table.drop_duplicates("run_id")[cols + [c for c in table.columns if c.startswith("hp.")]]
+    return pd.Series(labels(runs.reset_index(drop=True)).to_numpy(), index=runs["run_id"].to_numpy())
 
 
 def score_matrices(runs: pd.DataFrame, by: str = "label", drop_diverged: bool = False
@@ -141,34 +139,83 @@ def score_matrices(runs: pd.DataFrame, by: str = "label", drop_diverged: bool = 
     return out, envs
 
 
+CURVE_COLUMNS = ["run_id", "algorithm", "label", "env", "phase", "seed_index", "step", "value", "fresh"]
+
+
 def learning_curves(table: pd.DataFrame, points: int = 50, mode: str = "train") -> pd.DataFrame:
-    """Per-run learning curves on a common step grid (DESIGN.md section 5).
+    """Per-run learning curves on a common step grid (DESIGN.md section 5), one row per run and grid point.
 
-    The grid splits ``[0, max budget]`` into ``points`` equal windows; a run's value at a grid point
-    (the window's right edge, in env steps) is the mean return of its episodes ending in that
-    window, NaN when none ends there (or the window lies past the run's own budget). Runs of
-    unequal length are never truncated: the number of non-NaN values per point is the ``n`` a plot
-    must show. Evaluation rows (``mode="eval"``) are binned the same way.
+    The rule, as in openrlbenchmark and rliable's sample-efficiency curves (Agarwal et al. 2021):
+    put every run on one step grid first, aggregate over runs second, so that every grid point keeps
+    every run. Per env the grid splits ``[0, largest budget]`` into ``points`` equal windows; grid
+    point ``step`` is a window's right edge, in env steps. A run's ``value`` there is
 
-    Returns a long table: ``run_id, algorithm, label, env, phase, seed_index, step, value``.
+    * the mean return of the run's episodes ending in that window (``fresh`` is True);
+    * where no episode of the run ends in the window, the run's last window value carried forward
+      (its last finished episodes; ``fresh`` False): agents stepping vector envs in lockstep end
+      episodes in bursts, and a long episode can span several windows, and neither may break a
+      curve or shrink its n;
+    * NaN before the run's first finished episode (the run enters the curve then);
+    * NaN at grid points past the run's own budget (never extrapolated).
+
+    So the number of runs with a value is constant from the point where every run has finished its
+    first episode (until a shorter run's budget ends). Statistics of change over time (reliability
+    metrics) must use the ``fresh`` points only. Runs without an episode of ``mode`` do not appear
+    (they are ``no-episode`` runs; see :func:`missing_episode_runs`). Evaluation rows (``mode="eval"``)
+    are gridded the same way.
+
+    ``table``: the long episode table (run_id, algorithm, env, phase, seed_index, mode, step,
+    return, optional budget, setting and hp.*). Returns columns run_id, algorithm, label, env,
+    phase, seed_index, step (float, env steps), value (float), fresh (bool), sorted by run and step.
     """
+    if points < 1:
+        raise EvalkitError(f"points: expected an integer >= 1, found {points}")
     sel = table[table["mode"] == mode]
     if sel.empty:
-        return pd.DataFrame(columns=["run_id", "algorithm", "label", "env", "phase", "seed_index", "step", "value"])
-    runs = run_scores(table)[["run_id", "label"]]
+        return pd.DataFrame({c: pd.Series(dtype=float if c in ("step", "value") else bool if c == "fresh"
+                                          else object) for c in CURVE_COLUMNS})
+    names = labels_by_run(table)
     frames = []
     for env, g in sel.groupby("env", sort=True):
-        top = float(g["budget"].max() if "budget" in g else g["step"].max())
-        edges = np.linspace(0.0, top, points + 1)
+        budget_of = (g.groupby("run_id")["budget"].max() if "budget" in g else g.groupby("run_id")["step"].max())
+        budget_of = budget_of.astype(float)
+        edges = np.linspace(0.0, float(budget_of.max()), points + 1)
+        # an episode ending exactly on an edge belongs to the window that edge closes
         window = np.clip(np.searchsorted(edges, g["step"].to_numpy(float), side="left") - 1, 0, points - 1)
-        h = g.assign(window=window)
-        means = h.groupby(["run_id", "window"])["return"].mean().unstack("window").reindex(columns=range(points))
-        budgets = g.groupby("run_id")["budget"].first() if "budget" in g else g.groupby("run_id")["step"].max()
-        beyond = edges[1:][None, :] > budgets.reindex(means.index).to_numpy(float)[:, None] + 1e-9
-        means = means.mask(beyond)
-        long = means.stack(future_stack=True).rename("value").reset_index()
-        long["step"] = edges[1:][long["window"].to_numpy()]
-        ident = g.drop_duplicates("run_id")[["run_id", "algorithm", "env", "phase", "seed_index"]]
-        frames.append(long.drop(columns="window").merge(ident, on="run_id"))
-    out = pd.concat(frames, ignore_index=True).merge(runs, on="run_id")
-    return out[["run_id", "algorithm", "label", "env", "phase", "seed_index", "step", "value"]]
+        means = (g.assign(window=window).groupby(["run_id", "window"])["return"].mean()
+                 .unstack("window").reindex(columns=range(points)))
+        fresh = means.notna().to_numpy()
+        values = means.ffill(axis=1).to_numpy(float)
+        beyond = edges[1:][None, :] > budget_of.reindex(means.index).to_numpy(float)[:, None] + 1e-9
+        values[beyond] = np.nan
+        fresh &= ~beyond
+        ident = g.drop_duplicates("run_id").set_index("run_id").loc[means.index]
+        n_runs = len(means.index)
+        frames.append(pd.DataFrame({
+            "run_id": np.repeat(means.index.to_numpy(), points),
+            "algorithm": np.repeat(ident["algorithm"].to_numpy(), points),
+            "label": np.repeat(names.reindex(means.index).to_numpy(), points),
+            "env": env,
+            "phase": np.repeat(ident["phase"].to_numpy(), points),
+            "seed_index": np.repeat(ident["seed_index"].to_numpy(), points),
+            "step": np.tile(edges[1:], n_runs),
+            "value": values.ravel(),
+            "fresh": fresh.ravel(),
+        }))
+    return pd.concat(frames, ignore_index=True)[CURVE_COLUMNS]
+
+
+def missing_episode_runs(table: pd.DataFrame, mode: str = "train", catalog: pd.DataFrame | None = None) -> list[str]:
+    """Run ids with no episode of ``mode``: the ``no-episode`` runs a curve of that mode leaves out.
+
+    Without ``catalog`` only runs with some row in ``table`` (e.g. evaluation rows but no training
+    episode) can be seen; with the run catalog (one row per planned run, ``status`` column) every
+    stored (done) run without such an episode is found.
+    """
+    have = set(table.loc[table["mode"] == mode, "run_id"]) if len(table) else set()
+    if catalog is not None and len(catalog):
+        done = catalog[catalog["status"] == "done"] if "status" in catalog else catalog
+        known = set(done["run_id"])
+    else:
+        known = set(table["run_id"]) if len(table) else set()
+    return sorted(known - have)

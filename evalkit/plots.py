@@ -35,9 +35,15 @@ from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
 from matplotlib.ticker import EngFormatter, MaxNLocator
 
+from scipy import stats as sps
+
+from evalkit import labels as labels_mod
 from evalkit import metrics, stats
 
 WIDTHS = {"single": 3.5, "double": 7.0}  # inches: one column / full width of a two-column paper
+DPI = 300            # PNG resolution
+MAX_HEIGHT = 12.5    # inches: with margins and tight bounding boxes no side passes 4,000 px at 300 dpi
+MAX_PAIRS = 24       # more pairs than this: probability of improvement of the best against each other
 STYLE = {"font.size": 8, "axes.titlesize": 8, "axes.labelsize": 8, "legend.fontsize": 7, "xtick.labelsize": 7,
          "ytick.labelsize": 7, "axes.spines.top": False, "axes.spines.right": False, "axes.grid": True,
          "grid.alpha": 0.3, "grid.linewidth": 0.5, "lines.linewidth": 1.2, "pdf.fonttype": 42,
@@ -52,27 +58,47 @@ def style():
         yield
 
 
+def algorithm_of(label: str) -> str:
+    """The algorithm part of a label (``dqn[lr=0.001]`` -> ``dqn``)."""
+    return str(label).partition("[")[0].strip()
+
+
 def palette(labels: Iterable[str]) -> dict[str, tuple]:
-    """One colour per label, stable across every figure of a study: seaborn's colour-blind palette
-    over the sorted labels (10 colours; beyond that colours repeat and line styles tell them apart)."""
+    """One colour per algorithm, stable across every figure of a study: seaborn's colour-blind
+    palette over the sorted algorithm names (10 colours; beyond that colours repeat and line styles
+    tell them apart). Labels of one algorithm's settings (``dqn[lr=0.001]``) share its colour."""
     names = sorted(set(map(str, labels)))
+    algs = sorted({algorithm_of(n) for n in names})
     colors = sns.color_palette("colorblind", 10)
-    return {name: colors[i % 10] for i, name in enumerate(names)}
+    return {name: colors[algs.index(algorithm_of(name)) % 10] for name in names}
 
 
 def linestyle(i: int) -> str:
     return ("-", "--", ":", "-.")[(i // 10) % 4]
 
 
+def style_of(label: str, labels: Iterable[str]) -> str:
+    """Line style of ``label`` among ``labels``: settings of one algorithm (same colour) and
+    algorithms past the tenth colour are told apart by dashes."""
+    names = labels_mod.ordered(labels)
+    algs = sorted({algorithm_of(n) for n in names})
+    same = [n for n in names if algorithm_of(n) == algorithm_of(label)]
+    k = same.index(str(label)) + algs.index(algorithm_of(label)) // 10
+    return ("-", "--", ":", "-.")[k % 4]
+
+
 def _colors(labels: Iterable[str], colors: Mapping[str, tuple] | None) -> dict[str, tuple]:
     labels = sorted(set(map(str, labels)))
     if colors is None:
         return palette(labels)
-    missing = [name for name in labels if name not in colors]
-    if missing:
-        extra = palette(list(colors) + missing)
-        return {**dict(colors), **{m: extra[m] for m in missing}}
-    return dict(colors)
+    out = dict(colors)
+    by_alg = {algorithm_of(k): v for k, v in colors.items() if "[" not in str(k)}
+    missing = [name for name in labels if name not in out and algorithm_of(name) not in by_alg]
+    extra = palette(list(colors) + missing) if missing else {}
+    for name in labels:
+        if name not in out:
+            out[name] = by_alg.get(algorithm_of(name)) or extra[name]
+    return out
 
 
 def _grid(n_panels: int, size: str, panel_height: float = 2.0, max_cols: int | None = None
@@ -81,6 +107,7 @@ def _grid(n_panels: int, size: str, panel_height: float = 2.0, max_cols: int | N
         raise ValueError(f"size: expected one of {sorted(WIDTHS)}, found {size!r}")
     cols = max(1, min(n_panels, max_cols or (2 if size == "single" else 3)))
     rows = int(np.ceil(n_panels / cols))
+    panel_height = min(panel_height, (MAX_HEIGHT - 0.3) / rows)  # bounded, however many panels or bars
     fig = Figure(figsize=(WIDTHS[size], panel_height * rows + 0.3), layout="constrained")
     axes = np.atleast_1d(fig.subplots(rows, cols, squeeze=False).ravel())
     for ax in axes[n_panels:]:
@@ -103,74 +130,146 @@ def _n_text(ns: Sequence[int]) -> str:
 # learning curves
 # ---------------------------------------------------------------------------------------------
 
-def curve_table(table: pd.DataFrame, mode: str = "train", aggregate: str = "mean", points: int = 50,
-                reps: int = 2_000, confidence: float = 0.95, min_runs: int = 3, seed: int = 0) -> pd.DataFrame:
-    """Per (label, env, step): runs ``n``, the ``aggregate`` ("mean" or "iqm") over runs and its
-    percentile bootstrap interval, on the common step grid of :func:`evalkit.metrics.learning_curves`.
+def _grid_band(x: np.ndarray, aggregate: str, reps: int, confidence: float, rng: np.random.Generator,
+               chunk: int = 20_000_000) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Point, low, high per column of ``x`` (runs, grid points; NaN where a run has no value yet):
+    the ``aggregate`` over the column's runs and its percentile bootstrap interval over runs.
 
-    Points where fewer than ``min_runs`` runs have an episode are ``cut`` (point and band NaN): a
-    curve is never silently averaged over a shrinking set of runs. Returns columns
-    label, env, step, n, point, low, high, cut.
+    Columns where every run has a value share one resample of runs (the runs are redrawn as whole
+    curves, as rliable's sample-efficiency curves do); columns where runs are still missing (before
+    every run's first episode, or past a shorter run's budget) are bootstrapped over their own runs.
+    """
+    fn = (lambda v, axis: sps.trim_mean(v, 0.25, axis=axis)) if aggregate == "iqm" else np.mean
+    alpha = 100 * (1 - confidence) / 2
+    points = x.shape[1]
+    point, low, high = (np.full(points, np.nan) for _ in range(3))
+    finite = np.isfinite(x)
+    groups: dict[bytes, list[int]] = {}
+    for j in range(points):
+        if finite[:, j].any():
+            groups.setdefault(finite[:, j].tobytes(), []).append(j)
+    for cols in groups.values():
+        v = x[finite[:, cols[0]]][:, cols]  # (runs present, columns)
+        n = v.shape[0]
+        point[cols] = fn(v, axis=0)
+        if n < 2:
+            low[cols] = high[cols] = point[cols]
+            continue
+        boot = []
+        step = max(1, chunk // max(1, n * len(cols)))
+        for done in range(0, reps, step):
+            idx = rng.integers(0, n, size=(min(step, reps - done), n))
+            boot.append(fn(v[idx], axis=1))  # (resamples, columns)
+        boot = np.concatenate(boot)
+        low[cols], high[cols] = np.percentile(boot, [alpha, 100 - alpha], axis=0)
+    return point, low, high
+
+
+def curve_table(table: pd.DataFrame, mode: str = "train", aggregate: str = "mean", points: int = 50,
+                reps: int = 2_000, confidence: float = 0.95, min_runs: int = 3, seed: int = 0,
+                catalog: pd.DataFrame | None = None) -> pd.DataFrame:
+    """Per (label, env, step): ``n`` runs with a value, ``fresh`` runs with an episode ending in the
+    window, the ``aggregate`` ("mean" or "iqm") over runs and its percentile bootstrap interval.
+
+    Runs are first put on the common step grid of :func:`evalkit.metrics.learning_curves` (window
+    mean, carried forward from the run's last finished episode, never past its budget), then
+    aggregated over runs. A point is drawn (``drawn``) where at least ``min(min_runs, runs of the
+    label in the env)`` runs have a value, so a curve starts once enough runs finished an episode
+    and has no holes after. ``runs`` is the label's runs in the env; ``no_episode`` the runs left
+    out because they finished no episode of ``mode`` (counted from ``catalog`` when given).
+    Returns columns label, env, step, n, fresh, runs, no_episode, point, low, high, drawn.
     """
     if aggregate not in ("mean", "iqm"):
         raise ValueError(f"aggregate: expected 'mean' or 'iqm', found {aggregate!r}")
     curves = metrics.learning_curves(table, points=points, mode=mode)
+    missing = _no_episode_counts(table, mode, catalog)
     rows = []
-    streams = iter(np.random.SeedSequence(seed).spawn(max(1, len(curves))))
-    for (label, env, step), g in curves.groupby(["label", "env", "step"], sort=True):
-        x = g["value"].to_numpy(float)
-        x = x[np.isfinite(x)]
-        row = {"label": label, "env": env, "step": float(step), "n": len(x), "point": np.nan, "low": np.nan,
-               "high": np.nan, "cut": len(x) < max(min_runs, 1)}
-        if not row["cut"]:
-            if len(x) >= 2 and np.ptp(x) > 0:
-                est = stats.interval_estimates({"a": x[:, None]}, aggregate, reps=reps, confidence=confidence,
-                                               seed=int(next(streams).generate_state(1)[0]))["a"]
-                row.update(point=est.point, low=est.low, high=est.high)
-            else:
-                p = float(stats.iqm(x[:, None]) if aggregate == "iqm" else x.mean())
-                row.update(point=p, low=p, high=p)
-        rows.append(row)
-    return pd.DataFrame(rows, columns=["label", "env", "step", "n", "point", "low", "high", "cut"])
+    keys = curves[["label", "env"]].drop_duplicates()
+    streams = iter(np.random.SeedSequence(seed).spawn(max(1, len(keys))))
+    for (label, env), g in curves.groupby(["label", "env"], sort=False):
+        wide = g.pivot(index="run_id", columns="step", values="value")
+        fresh = g.pivot(index="run_id", columns="step", values="fresh").sum(axis=0).to_numpy(int)
+        x = wide.to_numpy(float)
+        point, low, high = _grid_band(x, aggregate, reps, confidence, np.random.default_rng(next(streams)))
+        n = np.isfinite(x).sum(axis=0)
+        need = max(1, min(min_runs, x.shape[0]))
+        rows.append(pd.DataFrame({"label": label, "env": env, "step": wide.columns.to_numpy(float), "n": n,
+                                  "fresh": fresh, "runs": x.shape[0], "no_episode": missing.get((label, env), 0),
+                                  "point": point, "low": low, "high": high, "drawn": n >= need}))
+    columns = ["label", "env", "step", "n", "fresh", "runs", "no_episode", "point", "low", "high", "drawn"]
+    if not rows:
+        return pd.DataFrame(columns=columns)
+    out = pd.concat(rows, ignore_index=True)[columns]
+    order = {lab: i for i, lab in enumerate(labels_mod.ordered(out["label"]))}
+    return out.sort_values(["env", "label", "step"], key=lambda s: s.map(order) if s.name == "label" else s,
+                           kind="stable").reset_index(drop=True)
+
+
+def _no_episode_counts(table: pd.DataFrame, mode: str, catalog: pd.DataFrame | None) -> dict:
+    """``{(label, env): runs without an episode of mode}`` (see :func:`evalkit.metrics.missing_episode_runs`)."""
+    ids = metrics.missing_episode_runs(table, mode, catalog)
+    if not ids:
+        return {}
+    source = catalog if catalog is not None and len(catalog) else table
+    runs = source[source["run_id"].isin(ids)].drop_duplicates("run_id")
+    if "label" not in runs.columns:
+        runs = runs.assign(label=metrics.labels(runs.reset_index(drop=True)).to_numpy())
+    return runs.groupby(["label", "env"]).size().to_dict()
+
+
+def _n_label(g: pd.DataFrame) -> str:
+    """``n=5`` when every drawn point has all runs; else ``n=2-5, 5 from 12k steps`` (runs enter at
+    their first finished episode), plus the no-episode runs left out."""
+    d = g[g["drawn"]]
+    total = int(g["runs"].iloc[0])
+    text = _n_text(d["n"]) if len(d) else "n=0"
+    if len(d) and d["n"].min() < total and (d["n"] == total).any():
+        first = float(d.loc[d["n"] == total, "step"].iloc[0])
+        text += f", {total} from {EngFormatter(sep='')(first)}"
+    if int(g["no_episode"].iloc[0]):
+        text += f"; {int(g['no_episode'].iloc[0])} no-episode excluded"
+    return text
 
 
 def learning_curves(table: pd.DataFrame, mode: str = "train", aggregate: str = "mean", points: int = 50,
                     reps: int = 2_000, confidence: float = 0.95, min_runs: int = 3, seed: int = 0,
-                    colors: Mapping[str, tuple] | None = None, size: str = "double") -> Figure:
-    """Learning curves, one panel per env: ``aggregate`` over runs of the return of the episodes
-    ending in each window of the step grid, with a ``confidence`` percentile bootstrap band.
+                    colors: Mapping[str, tuple] | None = None, size: str = "double",
+                    catalog: pd.DataFrame | None = None) -> Figure:
+    """Learning curves, one panel per env: ``aggregate`` over runs of each run's value on the common
+    step grid (:func:`curve_table`), with a ``confidence`` percentile bootstrap band over runs.
 
-    ``mode``: "train" (training episodes) or "eval" (evaluation rounds). Where fewer than
-    ``min_runs`` runs have an episode in a window the curve and band are cut and a warning says
-    where; legends give the number of runs. ``fig.evalkit_data`` is the :func:`curve_table`.
+    ``mode``: "train" (training episodes) or "eval" (evaluation rounds). The legend gives the runs
+    per curve (and where runs enter, the step from which all are in) and the runs excluded as
+    ``no-episode``; the caption states the grid rule. ``fig.evalkit_data`` is the :func:`curve_table`.
     """
-    data = curve_table(table, mode, aggregate, points, reps, confidence, min_runs, seed)
+    data = curve_table(table, mode, aggregate, points, reps, confidence, min_runs, seed, catalog)
     if data.empty:
         raise ValueError(f"learning_curves: no {mode} episodes in the table")
-    cut = data[data["cut"] & (data["n"] > 0)]
-    if len(cut):
-        where = ", ".join(f"{k[0]} in {k[1]}" for k in cut.groupby(["label", "env"]).groups)
-        warnings.warn(f"learning curves cut where fewer than {min_runs} runs have an episode: {where}", stacklevel=2)
+    excluded = data.drop_duplicates(["label", "env"])
+    excluded = excluded[excluded["no_episode"] > 0]
+    if len(excluded):
+        where = ", ".join(f"{r.no_episode} of {r.label} in {r.env}" for r in excluded.itertuples())
+        warnings.warn(f"learning curves exclude runs without a {mode} episode (no-episode): {where}", stacklevel=2)
     envs = sorted(data["env"].unique())
     cmap = _colors(data["label"], colors)
+    order = labels_mod.ordered(cmap)
     what = "IQM" if aggregate == "iqm" else "mean"
     with style():
         fig, axes = _grid(len(envs), size)
         for ax, env in zip(axes, envs):
             d = data[data["env"] == env]
-            for i, (label, g) in enumerate(d.groupby("label", sort=True)):
-                g = g[g["n"] > 0]  # windows where no run ended an episode carry no data; cut ones stay as gaps
-                ns = g.loc[~g["cut"], "n"]
-                name = f"{label} ({_n_text(ns) if len(ns) else 'n<' + str(min_runs)})"
-                _line_band(ax, g["step"], g, cmap[label], name, ls=linestyle(sorted(cmap).index(label)),
-                           marker="o" if len(g) <= 15 else None, ms=2.5)
+            for label in labels_mod.ordered(d["label"]):
+                g = d[d["label"] == label]
+                shown = g[g["drawn"]]
+                _line_band(ax, shown["step"], shown, cmap[label], f"{label} ({_n_label(g)})",
+                           ls=style_of(label, order), marker="o" if len(shown) <= 15 else None, ms=2.5)
             ax.set_title(env)
             ax.set_xlabel("environment steps")
             ax.set_ylabel(f"{what} {'evaluation' if mode == 'eval' else 'training'} return")
             ax.xaxis.set_major_formatter(EngFormatter(sep=""))  # 10k, 1M: env steps
             ax.legend(frameon=False, loc="best")
-        fig.suptitle(f"{what} over runs with {confidence:.0%} bootstrap CIs ({mode} episodes; "
-                     f"cut where fewer than {min_runs} runs)", fontsize=8)
+        fig.suptitle(f"{what} over runs, {confidence:.0%} bootstrap bands over runs ({mode} episodes; each run's "
+                     f"window mean, carried forward where no episode ended)", fontsize=8)
     fig.evalkit_data = data
     return fig
 
@@ -226,7 +325,7 @@ def normalized_curves(table: pd.DataFrame, references: Mapping[str, tuple[float,
             _line_band(ax, 100 * g["fraction"], g, cmap[label],
                        f"{label} ({_n_text(g['n'])} runs x {int(g['envs'].max())} env"
                        f"{'s' if g['envs'].max() > 1 else ''})",
-                       ls=linestyle(sorted(cmap).index(label)))
+                       ls=style_of(label, cmap))
         ax.set_xlabel("% of the step budget")
         ax.set_ylabel("IQM normalized score")
         ax.set_title(f"IQM of min-max normalized returns, {confidence:.0%} CIs")
@@ -286,6 +385,12 @@ def improvement(scores: Mapping[str, np.ndarray], pairs: Sequence[tuple[str, str
     if pairs is None:  # better (higher mean score) first, so bars read as "how sure is the lead"
         ranked = sorted(labels, key=lambda k: -float(np.nanmean(np.asarray(scores[k], float))))
         pairs = [(x, y) for i, x in enumerate(ranked) for y in ranked[i + 1:]]
+        if len(pairs) > MAX_PAIRS:  # the figure stays readable: the leader against every other label
+            warnings.warn(f"probability of improvement: {len(pairs)} pairs of {len(labels)} labels; the figure "
+                          f"shows P({ranked[0]} > Y) for {min(len(ranked) - 1, MAX_PAIRS)} others (the leader by "
+                          f"mean score)",
+                          stacklevel=2)
+            pairs = [(ranked[0], y) for y in ranked[1:]][:MAX_PAIRS]
     if not pairs:
         raise ValueError("improvement: needs at least two algorithms")
     rows = []
@@ -330,7 +435,7 @@ def performance_profiles(scores: Mapping[str, np.ndarray], taus: Sequence[float]
         for lab in labels:
             d = data[data["label"] == lab]
             _line_band(ax, d["tau"], d, cmap[lab], f"{lab} (n={int(d['n'].iloc[0])})",
-                       ls=linestyle(sorted(cmap).index(lab)))
+                       ls=style_of(lab, cmap))
         ax.set_xlabel(xlabel)
         ax.set_ylabel("fraction of runs with score > tau")
         ax.set_ylim(-0.02, 1.02)
@@ -473,21 +578,33 @@ def sensitivity_plane(result, colors: Mapping[str, tuple] | None = None, size: s
 def expected_max(curves: pd.DataFrame, colors: Mapping[str, tuple] | None = None, ylabel: str = "score",
                  size: str = "single") -> Figure:
     """Expected maximum performance against the number of hyperparameter settings tried (Dodge et
-    al. 2019), with the bootstrap band; ``curves``: long table algorithm, budget, point, low, high."""
+    al. 2019), with the bootstrap band; ``curves``: long table algorithm, budget, point, low, high
+    (and ``n`` settings), with an ``env`` column one panel per env (scores of different envs are
+    never pooled)."""
     if curves.empty:
         raise ValueError("expected_max: empty curve table")
     cmap = _colors(curves["algorithm"], colors)
+    envs = sorted(curves["env"].unique()) if "env" in curves.columns else [None]
     with style():
-        fig, (ax,) = _grid(1, size, panel_height=2.4, max_cols=1)
-        for alg, g in curves.groupby("algorithm", sort=True):
-            _line_band(ax, g["budget"], g, cmap[alg], f"{alg} ({int(g['n'].iloc[0]) if 'n' in g else len(g)} settings)",
-                       marker="o", ms=2.5)
-        ax.set_xlabel("hyperparameter settings tried (tuning budget)")
-        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
-        ax.set_ylabel(f"expected max {ylabel}")
+        fig, axes = _grid(len(envs), size, panel_height=2.4 if len(envs) == 1 else 2.0,
+                          max_cols=1 if len(envs) == 1 else None)
+        for ax, env in zip(axes, envs):
+            d = curves if env is None else curves[curves["env"] == env]
+            for alg, g in d.groupby("algorithm", sort=True):
+                _line_band(ax, g["budget"], g, cmap[alg],
+                           f"{alg} ({int(g['n'].iloc[0]) if 'n' in g else len(g)} settings)", marker="o", ms=2.5)
+            ax.set_xlabel("hyperparameter settings tried (tuning budget)")
+            ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+            ax.set_ylabel(f"expected max {ylabel}")
+            if env is not None:
+                ax.set_title(env)
+            ax.legend(frameon=False, loc="best")
         conf = curves["confidence"].iloc[0] if "confidence" in curves else 0.95
-        ax.set_title(f"expected max performance ({conf:.0%} bootstrap bands)")
-        ax.legend(frameon=False, loc="best")
+        title = f"expected max performance ({conf:.0%} bootstrap bands over settings)"
+        if env is None:
+            axes[0].set_title(title)
+        else:
+            fig.suptitle(title, fontsize=8)
     fig.evalkit_data = curves
     return fig
 
@@ -496,9 +613,10 @@ def expected_max(curves: pd.DataFrame, colors: Mapping[str, tuple] | None = None
 # output
 # ---------------------------------------------------------------------------------------------
 
-def save(fig: Figure, stem: str | Path, formats: Sequence[str] = ("pdf", "png"), dpi: int = 200) -> list[Path]:
-    """Write ``stem.pdf`` (vector) and ``stem.png``; each file is written to a temporary name and
-    renamed, so a killed process never leaves half a figure. Returns the paths written."""
+def save(fig: Figure, stem: str | Path, formats: Sequence[str] = ("pdf", "png"), dpi: int = DPI) -> list[Path]:
+    """Write ``stem.pdf`` (vector, TrueType fonts embedded as Type 42) and ``stem.png`` (``dpi``, 300 by
+    default); each file is written to a temporary name and renamed, so a killed process never
+    leaves half a figure. Returns the paths written."""
     stem = Path(stem)
     stem.parent.mkdir(parents=True, exist_ok=True)
     paths = []

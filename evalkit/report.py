@@ -9,6 +9,7 @@ import pandas as pd
 from scipy import stats as sps
 
 from evalkit import metrics
+from evalkit.labels import setting_text
 from evalkit.spec import Study
 
 
@@ -44,11 +45,14 @@ def score_table(runs: pd.DataFrame, reps: int = 10_000, confidence: float = 0.95
     return pd.DataFrame(rows, columns=["algorithm", "env", "n", "diverged", "mean", "low", "high", "iqm"])
 
 
-def text_report(study: Study, study_dir: Path, reps: int = 10_000, seed: int = 0) -> str:
-    """The plain-text report printed by ``evalkit report``."""
+def text_report(study: Study, study_dir: Path, reps: int = 10_000, seed: int = 0, setting: str | None = None) -> str:
+    """The plain-text report printed by ``evalkit report`` (one setting per algorithm and env, as the
+    comparison figures: :func:`evalkit.comparison.one_setting_per_algorithm`)."""
+    from evalkit import comparison
     runs = run_table(study, study_dir)
     if runs.empty:
         return f"{study.name}: no completed evaluation runs in {study_dir} yet (run 'evalkit run' first)"
+    runs, notes = comparison.one_setting_per_algorithm(runs, setting)
     table = score_table(runs, reps=reps, seed=seed)
     lines = [f"study {study.name}: metric {study.metric} (training episodes), {reps} bootstrap resamples, "
              f"95% percentile CIs of the mean over runs", ""]
@@ -59,6 +63,7 @@ def text_report(study: Study, study_dir: Path, reps: int = 10_000, seed: int = 0
             div = f"  ({r['diverged']} diverged)" if r["diverged"] else ""
             lines.append(f"  {r['algorithm']:>20s}  mean {r['mean']:9.2f} {ci}  IQM {r['iqm']:9.2f}  n={r['n']}{div}")
         lines.append("")
+    lines += [f"note: {n}" for n in notes] + ([""] if notes else [])
     lines += _tuning_lines(study, study_dir)
     return "\n".join(lines)
 
@@ -79,7 +84,7 @@ def _tuning_lines(study: Study, study_dir: Path) -> list[str]:
                      f"{int(g['budget'].sum()):,} env steps")
         for sel in chosen["selected"]:
             if sel["algorithm"] == alg.name:
-                values = ", ".join(f"{k}={v}" for k, v in sorted(sel["setting"].items())) or "defaults"
+                values = setting_text(sel["setting"])
                 lines.append(f"    {sel['env']}: {values}")
     return lines + [""]
 
@@ -89,11 +94,14 @@ def _tuning_lines(study: Study, study_dir: Path) -> list[str]:
 # ---------------------------------------------------------------------------------------------
 
 FIGURE_CAPTIONS = {
-    "curves": "Learning curves (training episodes): mean return over runs per window of the step grid, "
-              "95% percentile bootstrap bands; n = runs per curve; curves are cut where fewer than 3 runs "
-              "have an episode.",
+    "curves": "Learning curves (training episodes) on a common step grid (openrlbenchmark, rliable): each run's "
+              "value at a grid point is the mean return of its episodes ending in that window, carried forward "
+              "from its last finished episode where none ends there, never past its budget; then the mean over "
+              "runs with a 95% percentile bootstrap band over runs. n = runs per curve (runs enter at their "
+              "first finished episode); runs without an episode are excluded as no-episode and counted in "
+              "the legend.",
     "eval_curves": "Evaluation curves: mean return of the greedy/deterministic evaluation episodes over runs, "
-                   "95% bootstrap bands.",
+                   "each round's value held until the next round (the same grid rule), 95% bootstrap bands.",
     "normalized_curves": "Sample efficiency across envs: IQM over runs and envs of min-max normalized returns "
                          "against the fraction of the budget, 95% stratified-bootstrap bands.",
     "aggregates": "Aggregate scores across envs (Agarwal et al. 2021): median, IQM, mean and optimality gap of "
@@ -108,7 +116,8 @@ FIGURE_CAPTIONS = {
     "sensitivity_plane": "Performance-sensitivity plane (Adkins et al. 2024): per-env tuned normalized score "
                          "against sensitivity, 95% bootstrap CIs.",
     "expected_max": "Expected maximum performance against the number of hyperparameter settings tried "
-                    "(Dodge et al. 2019), 95% bootstrap bands.",
+                    "(Dodge et al. 2019), per env from each setting's mean run score there (returns of different "
+                    "envs are never pooled), 95% bootstrap bands over settings.",
 }
 
 
@@ -223,6 +232,19 @@ def _pairwise(data, reps: int, seed: int, max_labels: int = 6) -> pd.DataFrame:
     return df
 
 
+MAX_PAIRWISE_ROWS = 30  # larger pairwise tables are summarised in the report, in full in pairwise.csv
+
+
+def _pairwise_summary(pair: pd.DataFrame) -> pd.DataFrame:
+    """Per env: pairs compared, pairs significant after Holm (p < 0.05), and the largest |difference|."""
+    rows = []
+    for env, g in pair.groupby("env", sort=True):
+        top = g.loc[g["mean X - mean Y"].abs().idxmax()]
+        rows.append({"env": env, "pairs": len(g), "p (Holm) < 0.05": int((g["p (Holm)"] < 0.05).sum()),
+                     "largest difference": f"{top['X']} - {top['Y']}: {top['mean X - mean Y']:.4g}"})
+    return pd.DataFrame(rows)
+
+
 def _aggregate_table(scores: dict, reps: int, seed: int) -> pd.DataFrame:
     from evalkit import stats
     est = stats.interval_estimates(scores, ["iqm", "mean", "median", "optimality_gap"], reps=reps, seed=seed)
@@ -266,14 +288,14 @@ def _warnings(data, status: pd.DataFrame) -> list[str]:
 
 
 def build_report(study: Study, study_dir: Path, out: Path | None = None, reps: int = 10_000, seed: int = 0,
-                 figures: bool = True, formats=("pdf", "png"), size: str = "double"):
+                 figures: bool = True, formats=("pdf", "png"), size: str = "double", setting: str | None = None):
     """The report of a study (complete or partial) as a :class:`evalkit.document.Document`, with its
     figures written to ``out/figures``. Returns (document, {figure: paths})."""
     from evalkit import figures as figs_mod
     from evalkit.document import Document
     from evalkit.status import study_status
     out = Path(out or study_dir)
-    data = figs_mod.load(study, study_dir)
+    data = figs_mod.load(study, study_dir, setting=setting)
     status = study_status(study, study_dir)
     doc = Document(f"evalkit report: {study.name}")
     doc.heading("Study")
@@ -301,7 +323,13 @@ def build_report(study: Study, study_dir: Path, out: Path | None = None, reps: i
                   f"bootstrap CIs ({reps} resamples); tolerance: normal-theory interval holding 90% of runs with 95% "
                   f"confidence; last evaluation: mean of the last evaluation round, 95% CI", "results")
         pair = _pairwise(data, reps, seed)
-        if len(pair):
+        if len(pair) > MAX_PAIRWISE_ROWS:  # summarised; every pair is in pairwise.csv beside the report
+            out.mkdir(parents=True, exist_ok=True)
+            pair.to_csv(out / "pairwise.csv", index=False)
+            doc.table(_pairwise_summary(pair), f"Pairwise comparisons per env, summarised ({len(pair)} pairs; "
+                      f"every pair with its test, P(X > Y) and runs needed is in pairwise.csv): pairs, pairs "
+                      f"with Holm-corrected p < 0.05, and the largest difference of means", "pairwise")
+        elif len(pair):
             doc.table(pair, "Pairwise comparisons per env: difference of means, Welch t-test p-value (Holm-corrected "
                             "across the table), probability of improvement with 95% CI, runs per algorithm needed "
                             "to detect the observed difference with 80% power at alpha 0.05", "pairwise")
@@ -345,8 +373,7 @@ def tuned_results_table(chosen: dict, budgets: pd.DataFrame | None, data, reps: 
         if budget is not None and alg in budget.index:
             b = budget.loc[alg]
             row["tuning budget"] = f"{int(b['settings'])} settings, {int(b['runs'])} runs, {int(b['env_steps']):,} steps"
-        row["chosen hyperparameters"] = (", ".join(f"{h}={v}" for h, v in sorted(s["setting"].items()))
-                                         or "defaults (nothing swept)")
+        row["chosen hyperparameters"] = (setting_text(s["setting"]) if s["setting"] else "defaults (nothing swept)")
         row["tuning score"] = s["tuning_score"]
         x = runs[(runs["algorithm"] == alg) & (runs["env"] == env)]["score"].to_numpy(float) if len(runs) else []
         x = np.asarray(x)[np.isfinite(x)]
@@ -453,7 +480,8 @@ def _reliability_section(doc, data, out: Path, reps: int, seed: int, figures: bo
 
 
 def write_report(study: Study, study_dir: Path, out: Path | None = None, reps: int = 10_000, seed: int = 0,
-                 figures: bool = True, latex: bool = False, formats=("pdf", "png")) -> list[Path]:
+                 figures: bool = True, latex: bool = False, formats=("pdf", "png"),
+                 setting: str | None = None) -> list[Path]:
     """Write report.md and report.html (self-contained) to ``out`` (default: the study's results
     folder), figures to ``out/figures``, and with ``latex`` the tables as booktabs in report_tables.tex.
     Each file is written to a temporary name and renamed. Returns the report files written."""
@@ -461,7 +489,8 @@ def write_report(study: Study, study_dir: Path, out: Path | None = None, reps: i
     from evalkit import document
     out = Path(out or study_dir)
     out.mkdir(parents=True, exist_ok=True)
-    doc, _ = build_report(study, study_dir, out, reps=reps, seed=seed, figures=figures, formats=formats)
+    doc, _ = build_report(study, study_dir, out, reps=reps, seed=seed, figures=figures, formats=formats,
+                          setting=setting)
     texts = {"report.md": document.to_markdown(doc), "report.html": document.to_html(doc)}
     if latex:
         texts["report_tables.tex"] = document.to_latex(doc)

@@ -79,16 +79,16 @@ def test_iqm_curves_use_the_interquartile_mean(two_algorithms):
     np.testing.assert_allclose(d["point"], sps.trim_mean(two_algorithms["b"], 0.25, axis=0), rtol=1e-12)
 
 
-def test_unequal_run_lengths_are_cut_with_a_warning_never_silently_averaged(two_algorithms):
+def test_unequal_run_lengths_end_where_too_few_runs_remain_never_past_a_budget(two_algorithms):
     table = episode_table(two_algorithms, lengths={("a", 0): 500, ("a", 1): 500, ("a", 2): 500, ("a", 3): 500})
-    with pytest.warns(UserWarning, match="fewer than 3 runs"):
-        fig = plots.learning_curves(table, points=10, reps=200)
+    fig = plots.learning_curves(table, points=10, reps=200)
     d = fig.evalkit_data[fig.evalkit_data["label"] == "a"].sort_values("step")
-    assert list(d["n"]) == [6] * 5 + [2] * 5
-    assert d["cut"].tolist() == [False] * 5 + [True] * 5
-    assert d["point"].iloc[5:].isna().all() and np.isfinite(d["point"].iloc[:5]).all()
-    label = [line.get_label() for line in fig.axes[0].get_lines() if line.get_label().startswith("a ")][0]
-    assert "n=6" in label
+    assert list(d["n"]) == [6] * 5 + [2] * 5  # four runs stop at 500 steps: never extrapolated
+    assert d["drawn"].tolist() == [True] * 5 + [False] * 5
+    np.testing.assert_allclose(d["point"].iloc[5:], two_algorithms["a"][4:, 5:].mean(axis=0))
+    line = [ln for ln in fig.axes[0].get_lines() if ln.get_label().startswith("a ")][0]
+    np.testing.assert_allclose(line.get_xdata(), [100, 200, 300, 400, 500])
+    assert "n=6" in line.get_label()
 
 
 def test_evaluation_curves_plot_the_evaluation_rounds():
@@ -97,8 +97,11 @@ def test_evaluation_curves_plot_the_evaluation_rounds():
     table = episode_table(returns, budget=1_000, every=200, mode="eval")
     fig = plots.learning_curves(table, mode="eval", points=10, reps=300)
     line = fig.axes[0].get_lines()[0]
-    np.testing.assert_allclose(line.get_xdata(), [200, 400, 600, 800, 1000])
-    np.testing.assert_allclose(line.get_ydata(), returns["a"].mean(axis=0), rtol=1e-12)
+    # rounds every 200 steps on a 100-step grid: each round's value holds until the next round
+    np.testing.assert_allclose(line.get_xdata(), np.arange(2, 11) * 100)
+    held = np.repeat(returns["a"].mean(axis=0), 2)[:-1]
+    np.testing.assert_allclose(line.get_ydata(), held, rtol=1e-12)
+    assert fig.evalkit_data["fresh"].tolist() == [0] + [4, 0] * 4 + [4]
     assert "evaluation" in fig.axes[0].get_ylabel()
 
 

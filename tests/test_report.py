@@ -118,7 +118,7 @@ def test_tuned_study_report_has_budgets_chosen_settings_audit_and_sensitivity(wr
     md = (tmp_path / "tuned" / "report.md").read_text()
     assert "## Tuning" in md and "| a | 3 | 9 | 540 |" in md       # 3 settings x 3 runs x 60 steps
     row = [ln for ln in md.splitlines() if ln.startswith("| a | CartPole-v1 | 3 settings, 9 runs, 540 steps |")][0]
-    assert "| mean=2.0 |" in row and "| 4 |" in row                  # best setting of the quadratic agent, 4 eval runs
+    assert "| mean=2 |" in row and "| 4 |" in row                    # best setting of the quadratic agent, 4 eval runs
     assert "Tuning-fairness audit" in md and "| b | fail |" in md      # b was never tuned
     assert "tuning audit, b: FAIL (budget)" in md
     assert "Hyperparameter sensitivity" in md
