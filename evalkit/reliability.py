@@ -399,20 +399,10 @@ class ReliabilityResult:
 
 
 def _curves(table: pd.DataFrame, points: int) -> pd.DataFrame:
-    """Training curves with the ``fresh`` flag (issue-22 contract of :func:`metrics.learning_curves`):
+    """Training curves on the common grid with the ``fresh`` flag (:func:`evalkit.metrics.learning_curves`):
     value carried forward from the last finished episode, NaN before the first and past the budget."""
     from evalkit import metrics
-    curves = metrics.learning_curves(table, points=points, mode="train")
-    if "fresh" in curves.columns or curves.empty:
-        return curves
-    # older learning_curves: NaN where no episode ended; derive fresh and carry forward within the budget
-    curves = curves.sort_values(["run_id", "step"], kind="stable").copy()
-    curves["fresh"] = curves["value"].notna()
-    budget = table.groupby("run_id")["budget"].first() if "budget" in table else table.groupby("run_id")["step"].max()
-    carried = curves.groupby("run_id")["value"].ffill()
-    beyond = curves["step"].to_numpy(float) > curves["run_id"].map(budget).to_numpy(float) + 1e-9
-    curves["value"] = carried.mask(beyond)
-    return curves
+    return metrics.learning_curves(table, points=points, mode="train")
 
 
 def _last_round(evals: pd.DataFrame) -> dict[str, np.ndarray]:
