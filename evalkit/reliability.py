@@ -623,6 +623,16 @@ def _present(result: ReliabilityResult) -> dict[str, list[str]]:
     return {env: sorted(g["label"]) for env, g in result.cells.groupby("env")}
 
 
+def _has_data(metric: str, d, alpha: float) -> bool:
+    """Whether a label has what the metric needs in an env: a finite per-run value, or for across-run
+    metrics runs whose metric is finite. Labels without are left out of that env's ranking (their
+    runs are named in the accounting), never allowed to make every rank there NaN."""
+    if METRICS[metric].kind == "run":
+        return len(d) > 0
+    ev, fi = d
+    return len(fi) > 0 and bool(np.isfinite(_across_value(metric, ev[None], fi[None], alpha)[0]))
+
+
 def _metrics_of(result: ReliabilityResult) -> list[str]:
     return [m for m in METRICS if result.params.get("has_eval") or not m.endswith("fixed_policy")]
 
@@ -650,9 +660,15 @@ def rank_table(result: ReliabilityResult, reps: int = 1_000, confidence: float =
         per_env_point: dict[str, list[float]] = {lab: [] for lab in labels}
         lookup = _lookup(result, metric)
         for env in envs:
-            present = where[env]
-            data = _cells(lookup, metric, env, present)
             rng = np.random.default_rng(streams.spawn(1)[0])
+            cells = _cells(lookup, metric, env, where[env])
+            present = [lab for lab, d in zip(where[env], cells) if _has_data(metric, d, alpha)]
+            for lab in sorted(set(where[env]) - set(present)):
+                rows.append({"metric": metric, "better": info.better, "env": env, "label": lab, "value": np.nan,
+                             "n": 0, "rank": np.nan, "rank_low": np.nan, "rank_high": np.nan})
+            data = [d for d in cells if _has_data(metric, d, alpha)]
+            if not data:
+                continue
             points, draws, values, ns = _env_ranks(metric, data, reps, rng, alpha)
             for k, lab in enumerate(present):
                 rows.append({"metric": metric, "better": info.better, "env": env, "label": lab, "value": values[k],
@@ -738,11 +754,12 @@ def permutation_tests(result: ReliabilityResult, reps: int = 1_000, seed: int = 
             for y in labels[i + 1:]:
                 obs_all, null_all = [], []
                 for env in envs:
-                    present = where[env]
+                    rng = np.random.default_rng(ss.spawn(1)[0])
+                    cells = _cells(lookup, metric, env, where[env])
+                    present = [lab for lab, d in zip(where[env], cells) if _has_data(metric, d, alpha)]
                     if x not in present or y not in present:
                         continue
-                    rng = np.random.default_rng(ss.spawn(1)[0])
-                    data = _cells(lookup, metric, env, present)
+                    data = [d for d in cells if _has_data(metric, d, alpha)]
                     out = (_perm_run if METRICS[metric].kind == "run" else _perm_across)(
                         metric, data, present.index(x), present.index(y), reps, rng, alpha)
                     if out is None:

@@ -371,3 +371,20 @@ def test_rank_figure_draws_the_rank_table():
     fig = plots.reliability_ranks(ranks)
     assert len([ax for ax in fig.axes if ax.get_visible()]) == 5
     pd.testing.assert_frame_equal(fig.evalkit_data.reset_index(drop=True), ranks[ranks["env"] == "E"].reset_index(drop=True))
+
+
+def test_a_label_without_usable_runs_is_named_and_does_not_blank_the_others_ranks():
+    steps = np.arange(100, 2001, 100)
+    rng = np.random.default_rng(0)
+    runs = {(lab, i): (steps, np.cumsum(rng.normal(1, s, len(steps)))) for lab, s in (("a", 0.5), ("c", 3.0))
+            for i in range(4)}
+    planned = pd.DataFrame([dict(run_id="b-only", algorithm="b", env="E", seed_index=0, reason="missing")])
+    res = rel.compute(episodes(runs, 2000), points=20, planned=planned)
+    ranks = rel.rank_table(res, reps=100).set_index(["metric", "label"])
+    assert ranks.loc[("dispersion_across_time", "a"), "rank"] == 1
+    assert ranks.loc[("dispersion_across_time", "c"), "rank"] == 2
+    assert np.isnan(ranks.loc[("dispersion_across_time", "b"), "rank"])
+    assert "missing 1: b-only" in res.accounting.set_index(["label", "metric"]).loc[
+        ("b", "dispersion_across_time"), "excluded"]
+    tests = rel.permutation_tests(res, reps=100)
+    assert {"a", "c"} == set(tests["X"]) | set(tests["Y"])
