@@ -40,6 +40,15 @@ CVaR of the worst (largest) drawdowns, the reference's ``example.gin`` uses ``Lo
 lower tail of a non-negative quantity (near 0 for every curve); evalkit uses the upper tail
 (the reference's ``UpperCVaROnDrawdown``).
 
+Values over time are collapsed by the median (over windows for DT, over evaluation points for DR), as the
+reference's ``load_metric_results`` does; a DT window needs ``min_slopes`` (3) slopes, since the IQR of
+one or two slopes is 0 or half a range and sparse logging would look stable.
+
+Run accounting (DESIGN.md 7b): diverged runs (NaN/inf return or loss) are excluded as ``diverged``, runs
+without a training episode as ``no-episode``, planned runs without a file as ``failed`` or ``missing``,
+and runs with too few fresh points for a within-run metric (or no evaluation round for DF/RF) as
+``too-few-fresh-points`` / ``no-evaluation-round`` for that metric; each is counted and named.
+
 Statistics (paper section 4, reference ``analysis/stats.py``): per env, each algorithm's rank on each metric
 (1 = best), with bootstrap CIs that resample the runs of that algorithm only (the others fixed), and
 permutation tests between pairs (runs, or their ranks, permuted between the two algorithms within each env).
