@@ -195,10 +195,10 @@ def cmd_sensitivity(args: argparse.Namespace) -> int:
     table = tables.readable_settings(result.table(), runs)  # settings by their hyperparameters, not ids
     out = _analysis_dir(study_dir)
     _write_table(table, out / "sensitivity")
-    print(f"hyperparameter sensitivity (Adkins, Bowling & White 2024) on the {phase} runs, metric {study.metric}, "
-          f"{args.reps} bootstrap resamples, 95% percentile CIs")
+    print(tables.fit(f"hyperparameter sensitivity (Adkins, Bowling & White 2024) on the {phase} runs, metric "
+                     f"{study.metric}, {args.reps} bootstrap resamples, 95% percentile CIs"))
     if "method" in table.columns and len(table):
-        print(f"method: {table['method'].iloc[0]}")
+        print(tables.fit(f"method: {table['method'].iloc[0]}"))
     print(_compact(table))
     print(f"written: {out / 'sensitivity.csv'}")
     return 0
@@ -228,7 +228,7 @@ def cmd_chs(args: argparse.Namespace) -> int:
     _write_table(table, out / "chs")
     print("CHS score of the stage-2 runs against the stage-1 CDFs (Patterson et al. 2024), 95% percentile CIs")
     if "method" in table.columns and len(table):
-        print(f"method: {table['method'].iloc[0]}")
+        print(tables.fit(f"method: {table['method'].iloc[0]}"))
     print(_compact(table))
     print(f"written: {out / 'chs.csv'}")
     return 0

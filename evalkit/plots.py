@@ -121,6 +121,13 @@ def _line_band(ax, x, g: pd.DataFrame, color, label: str, **line) -> None:
     ax.fill_between(x, g["low"], g["high"], color=color, alpha=0.2, lw=0)
 
 
+def _legend(fig: Figure, names: Sequence[str], cmap: Mapping[str, tuple], marker: str | None = None) -> None:
+    """One legend below all panels (the same algorithms in every panel; per-panel counts go in the
+    panel titles), instead of a legend repeated in, and covering, every panel."""
+    handles = [Line2D([], [], color=cmap[n], ls=style_of(n, names), marker=marker, ms=2.5, label=n) for n in names]
+    fig.legend(handles=handles, loc="outside lower center", ncols=min(len(names), 4), frameon=False)
+
+
 def _n_text(ns: Sequence[int]) -> str:
     lo, hi = int(min(ns)), int(max(ns))
     return f"n={hi}" if lo == hi else f"n={lo}-{hi}"
@@ -218,14 +225,14 @@ def _no_episode_counts(table: pd.DataFrame, mode: str, catalog: pd.DataFrame | N
 
 
 def _n_label(g: pd.DataFrame) -> str:
-    """``n=5`` when every drawn point has all runs; else ``n=2-5, 5 from 12k steps`` (runs enter at
+    """``n=5`` when every drawn point has all runs; else ``n=2-5 (all 5 from 12k steps)`` (runs enter at
     their first finished episode), plus the no-episode runs left out."""
     d = g[g["drawn"]]
     total = int(g["runs"].iloc[0])
     text = _n_text(d["n"]) if len(d) else "n=0"
     if len(d) and d["n"].min() < total and (d["n"] == total).any():
         first = float(d.loc[d["n"] == total, "step"].iloc[0])
-        text += f", {total} from {EngFormatter(sep='')(first)}"
+        text += f" (all {total} from {EngFormatter(sep='')(first)} steps)"
     if int(g["no_episode"].iloc[0]):
         text += f"; {int(g['no_episode'].iloc[0])} no-episode excluded"
     return text
@@ -258,18 +265,24 @@ def learning_curves(table: pd.DataFrame, mode: str = "train", aggregate: str = "
         fig, axes = _grid(len(envs), size)
         for ax, env in zip(axes, envs):
             d = data[data["env"] == env]
+            counts = {}
             for label in labels_mod.ordered(d["label"]):
                 g = d[d["label"] == label]
                 shown = g[g["drawn"]]
-                _line_band(ax, shown["step"], shown, cmap[label], f"{label} ({_n_label(g)})",
+                counts[label] = _n_label(g)
+                _line_band(ax, shown["step"], shown, cmap[label], f"{label} ({counts[label]})",
                            ls=style_of(label, order), marker="o" if len(shown) <= 15 else None, ms=2.5)
-            ax.set_title(env)
+            same = len(set(counts.values())) == 1
+            ax.set_title(f"{env}\n{next(iter(counts.values()))} per curve" if same and len(envs) > 1 else env)
             ax.set_xlabel("environment steps")
             ax.set_ylabel(f"{what} {'evaluation' if mode == 'eval' else 'training'} return")
             ax.xaxis.set_major_formatter(EngFormatter(sep=""))  # 10k, 1M: env steps
-            ax.legend(frameon=False, loc="best")
-        fig.suptitle(f"{what} over runs, {confidence:.0%} bootstrap bands over runs ({mode} episodes; each run's "
-                     f"window mean, carried forward where no episode ended)", fontsize=8)
+            if not same or len(envs) == 1:
+                ax.legend(frameon=False, loc="best", fontsize=6)
+        if len(envs) > 1:
+            _legend(fig, labels_mod.ordered(data["label"]), cmap)
+        fig.suptitle(f"{what} {mode} return over runs, {confidence:.0%} bootstrap bands; runs on a common step grid",
+                     fontsize=8)
     fig.evalkit_data = data
     return fig
 
@@ -546,7 +559,10 @@ def sensitivity_curves(curves: pd.DataFrame, colors: Mapping[str, tuple] | None 
             ax.set_title(env)
             ax.set_xlabel(hp)
             ax.set_ylabel(f"{curves['mode'].iloc[0]} normalized score" if "mode" in curves else "score")
-            ax.legend(frameon=False, loc="best")
+        if len(envs) == 1:
+            axes[0].legend(frameon=False, loc="best")
+        else:
+            _legend(fig, labels_mod.ordered(curves["algorithm"]), cmap, marker="o")
         conf = curves["confidence"].iloc[0] if "confidence" in curves else 0.95
         fig.suptitle(f"sensitivity to {hp} ({conf:.0%} bootstrap CIs)", fontsize=8)
     fig.evalkit_data = curves
@@ -593,12 +609,18 @@ def expected_max(curves: pd.DataFrame, colors: Mapping[str, tuple] | None = None
             for alg, g in d.groupby("algorithm", sort=True):
                 _line_band(ax, g["budget"], g, cmap[alg],
                            f"{alg} ({int(g['n'].iloc[0]) if 'n' in g else len(g)} settings)", marker="o", ms=2.5)
-            ax.set_xlabel("hyperparameter settings tried (tuning budget)")
+            ax.set_xlabel("hyperparameter settings tried (tuning budget)" if len(envs) == 1 else "settings tried")
             ax.xaxis.set_major_locator(MaxNLocator(integer=True))
             ax.set_ylabel(f"expected max {ylabel}")
             if env is not None:
                 ax.set_title(env)
-            ax.legend(frameon=False, loc="best")
+        if len(envs) == 1:
+            axes[0].legend(frameon=False, loc="best")
+        else:
+            n_of = curves.groupby("algorithm")["n"].agg(lambda n: _n_text(n)[2:]) if "n" in curves else {}
+            cmap = {**cmap, **{f"{a} ({n_of[a]} settings)": cmap[a] for a in n_of.index}} if len(n_of) else cmap
+            _legend(fig, [f"{a} ({n_of[a]} settings)" if len(n_of) else a
+                                for a in labels_mod.ordered(curves["algorithm"])], cmap, marker="o")
         conf = curves["confidence"].iloc[0] if "confidence" in curves else 0.95
         title = f"expected max performance ({conf:.0%} bootstrap bands over settings)"
         if env is None:

@@ -58,7 +58,7 @@ def test_lockstep_vector_env_runs_give_continuous_lines():
     d = fig.evalkit_data
     assert list(d["n"].iloc[4:8]) == [0, 2, 3, 5]               # runs enter at their first burst
     assert (d.loc[d["step"] >= 1_600, "n"] == 5).all()         # constant once every run has an episode
-    assert "n=3-5, 5 from 1.6k" in line.get_label()
+    assert "n=3-5 (all 5 from 1.6k steps)" in line.get_label()
 
 
 def test_one_long_episode_spanning_several_windows_is_carried_across_them():
