@@ -565,8 +565,12 @@ def _account(label: str, env: str, metric: str, cell: pd.DataFrame, excluded: pd
 # ---------------------------------------------------------------------------------------------
 
 def _lower_better(x: np.ndarray, metric: str) -> np.ndarray:
-    """Values oriented so that lower is better."""
-    return np.asarray(x, float) if METRICS[metric].better == "lower" else -np.asarray(x, float)
+    """Values oriented so that lower is better, rounded to 10 significant digits: filtering and
+    differencing leave last-bit noise (-200 vs -200.00000000001) that must tie, not order, algorithms."""
+    y = np.asarray(x, float) if METRICS[metric].better == "lower" else -np.asarray(x, float)
+    with np.errstate(all="ignore"):
+        mag = np.where(np.isfinite(y) & (y != 0), 10.0 ** np.floor(np.log10(np.abs(y))), 1.0)
+        return np.round(y / mag, 9) * mag
 
 
 def _beats(other: np.ndarray, mine: np.ndarray) -> np.ndarray:

@@ -388,3 +388,9 @@ def test_a_label_without_usable_runs_is_named_and_does_not_blank_the_others_rank
         ("b", "dispersion_across_time"), "excluded"]
     tests = rel.permutation_tests(res, reps=100)
     assert {"a", "c"} == set(tests["X"]) | set(tests["Y"])
+
+
+def test_values_equal_but_for_rounding_noise_tie():
+    groups = [np.array([-200.0, -200.0]), np.array([-200.00000000001, -200.0]), np.array([-199.0, -199.0])]
+    ranks, _ = rel.run_metric_ranks(groups, "risk_across_runs")
+    np.testing.assert_allclose(ranks, [2.5, 2.5, 1.0])
