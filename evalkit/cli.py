@@ -291,7 +291,7 @@ def cmd_reliability(args: argparse.Namespace) -> int:
         raise EvalkitError(f"{study_dir}: no stored evaluation-phase runs (run 'evalkit run' first)")
     result = rel.compute(table, points=args.points, window=args.window, alpha=args.alpha,
                          smoothing=args.smoothing, eval_points=args.eval_points,
-                         planned=_reliability_planned(study, study_dir))
+                         planned=_reliability_planned(study, study_dir), normalize=args.normalize)
     ranks = rel.rank_table(result, reps=args.reps, seed=args.seed)
     tests = rel.permutation_tests(result, reps=args.permutations, seed=args.seed)
     out = _analysis_dir(study_dir)
@@ -437,6 +437,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--smoothing", type=float, default=0.1,
                    help="low-pass cutoff period for across-run metrics, fraction of the budget; 0 = none "
                         "(default: 0.1)")
+    p.add_argument("--normalize", choices=("none", "curve_range"), default="none",
+                   help="curve_range: divide each run's metrics by its curve range (95th percentile - first "
+                        "value), as in the paper's experiments (default: none, return units)")
     p.add_argument("--reps", type=int, default=1000, help="bootstrap resamples of the ranks (default: 1000)")
     p.add_argument("--permutations", type=int, default=1000, help="permutations per test (default: 1000)")
     p.add_argument("--seed", type=int, default=0)

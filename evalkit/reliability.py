@@ -323,6 +323,15 @@ def _row_iqr(x: np.ndarray, min_count: int) -> np.ndarray:
     return out
 
 
+def curve_range(values: np.ndarray, mask: np.ndarray) -> np.ndarray:
+    """(R,) the reference's curve range of each row over the points in ``mask``: 95th percentile minus
+    the first value (NaN for a row without points)."""
+    x = np.where(mask, values, np.nan)
+    first_idx = np.argmax(mask, axis=1)
+    first = np.where(mask.any(axis=1), values[np.arange(len(values)), first_idx], np.nan)
+    return nan_quantiles(x, [0.95], axis=1)[0] - first
+
+
 def within_run_metrics(cs: CurveSet, window: float = 0.25, alpha: float = 0.05, min_slopes: int = 3
                        ) -> dict[str, np.ndarray]:
     """DT, SRT and LRT of every run of ``cs`` from its fresh points: {metric: (R,)}; the vectorised form
@@ -387,8 +396,9 @@ class ReliabilityResult:
     columns; status is ``used`` or the reason the run is excluded). ``cells``: one row per (label, env)
     with every metric (per-run metrics: the median over runs) and n. ``accounting``: per (label, env,
     metric) the runs used and those excluded with their reasons. ``across``: per (label, env) the
-    filtered curves at the evaluation points (runs, eval points) and the final values (runs,), used to
-    resample across-run metrics.
+    filtered curves at the evaluation points with each run's curve range as a last column (runs, eval
+    points + 1; the range is 1 without normalization) and the (normalized) final values (runs,), used
+    to resample across-run metrics.
     """
 
     runs: pd.DataFrame
@@ -404,7 +414,9 @@ class ReliabilityResult:
         return (f"Chan et al. (2020) reliability metrics on a {p['points']}-point step grid: within-run "
                 f"windows of {p['window']:.0%} of the budget, on fresh grid points only; across-run metrics at "
                 f"{p['eval_points']} evaluation points after a low-pass filter (cutoff period "
-                f"{p['smoothing']:.0%} of the budget); CVaR alpha {p['alpha']}")
+                f"{p['smoothing']:.0%} of the budget); CVaR alpha {p['alpha']}"
+                + ("; each run's metric divided by its curve range (95th percentile minus first value)"
+                   if p.get("normalize") == "curve_range" else "; return units, no normalization"))
 
 
 def _curves(table: pd.DataFrame, points: int) -> pd.DataFrame:
@@ -472,13 +484,16 @@ def curve_sets(table: pd.DataFrame, points: int = 50) -> tuple[dict[tuple[str, s
 
 def compute(table: pd.DataFrame, points: int = 50, window: float = 0.25, alpha: float = 0.05,
             smoothing: float = 0.1, eval_points: int = 20, min_slopes: int = 3,
-            planned: pd.DataFrame | None = None) -> ReliabilityResult:
+            planned: pd.DataFrame | None = None, normalize: str | None = None) -> ReliabilityResult:
     """Every reliability metric of the runs in ``table`` (the long episode table of one phase).
 
     ``points``: grid windows of the learning curves; ``window``: the within-run window (DT) as a fraction
     of the budget; ``alpha``: CVaR tail fraction (0.05, the reference's default); ``smoothing``: low-pass
     cutoff period as a fraction of the budget (0 = none); ``eval_points``: across-run evaluation points
-    (20, the paper's); ``min_slopes``: slopes a window needs for its IQR. ``planned``: optional rows (run_id, algorithm,
+    (20, the paper's); ``min_slopes``: slopes a window needs for its IQR; ``normalize``: None (the
+    reference's default: metrics in return units) or ``"curve_range"`` (the paper's experiments: each
+    run's metric divided by its curve range, the 95th percentile of its curve minus its first value;
+    DR by the median range of the runs; runs whose range is not positive are left out, named). ``planned``: optional rows (run_id, algorithm,
     env, reason) for planned runs without episode rows (reason ``failed``, ``missing`` or empty for a
     stored run without episodes, counted as ``no-episode``); they are counted and named, never dropped.
     """
@@ -493,12 +508,12 @@ def compute(table: pd.DataFrame, points: int = 50, window: float = 0.25, alpha: 
             "run_id": extra["run_id"], "algorithm": extra["algorithm"], "label": extra["algorithm"],
             "env": extra["env"], "seed_index": extra.get("seed_index", np.nan),
             "status": [r or "no-episode" for r in extra.get("reason", [""] * len(extra))]})], ignore_index=True)
-    return compute_from_sets(sets, status, points, window, alpha, smoothing, eval_points, min_slopes)
+    return compute_from_sets(sets, status, points, window, alpha, smoothing, eval_points, min_slopes, normalize)
 
 
 def compute_from_sets(sets: Mapping[tuple[str, str], CurveSet], status: pd.DataFrame, points: int = 50,
                       window: float = 0.25, alpha: float = 0.05, smoothing: float = 0.1, eval_points: int = 20,
-                      min_slopes: int = 3) -> ReliabilityResult:
+                      min_slopes: int = 3, normalize: str | None = None) -> ReliabilityResult:
     """:func:`compute` on curve arrays: ``sets`` per (label, env), ``status`` one row per run (run_id,
     algorithm, label, env, seed_index, status); runs whose status is not ``used`` are counted, named and
     left out."""
@@ -508,12 +523,21 @@ def compute_from_sets(sets: Mapping[tuple[str, str], CurveSet], status: pd.DataF
         raise EvalkitError(f"smoothing: expected a fraction of the budget >= 0, found {smoothing}")
     window_edges(1.0, window)  # validates window
     eval_times(1.0, eval_points)
+    if normalize not in (None, "none", "curve_range"):
+        raise EvalkitError(f"normalize: expected 'none' or 'curve_range', found {normalize!r}")
+    normalize = None if normalize == "none" else normalize
+    flat = set()
     run_metrics = [m for m, i in METRICS.items() if i.kind == "run"]
     has_eval = any(cs.eval_returns is not None for cs in sets.values())
     values = {}
     across, notes = {}, []
     for key, cs in sets.items():
         per = within_run_metrics(cs, window, alpha, min_slopes)
+        if normalize:
+            rng_f = curve_range(cs.values, cs.fresh & np.isfinite(cs.values))
+            for m in per:
+                per[m] = np.where(rng_f > 0, per[m] / np.where(rng_f > 0, rng_f, 1.0), np.nan)
+            flat |= {rid for rid, r in zip(cs.run_ids, rng_f) if not r > 0}
         per.update(fixed_policy_metrics(cs, alpha))
         for k, rid in enumerate(cs.run_ids):
             values[rid] = {m: per[m][k] for m in run_metrics}
@@ -521,7 +545,10 @@ def compute_from_sets(sets: Mapping[tuple[str, str], CurveSet], status: pd.DataF
         if not filtered and smoothing:
             notes.append(f"{key[1]}: the {cs.values.shape[1]}-point grid is coarser than the low-pass cutoff "
                          f"({smoothing:.0%} of the budget); curves not filtered")
-        across[key] = (at_eval, final)
+        rng_c = curve_range(cs.values, np.isfinite(cs.values)) if normalize else np.ones(len(final))
+        rng_c = np.where(rng_c > 0, rng_c, np.nan)
+        # the ranges ride along as the last column, so a resample of runs resamples them too
+        across[key] = (np.column_stack([at_eval, rng_c]), final / rng_c)
     runs = status.copy()
     for m in run_metrics:
         runs[m] = [values.get(rid, {}).get(m, np.nan) for rid in runs["run_id"]]
@@ -535,23 +562,33 @@ def compute_from_sets(sets: Mapping[tuple[str, str], CurveSet], status: pd.DataF
                 continue
             x = used[m].to_numpy(float)
             cell[m] = float(np.median(x[np.isfinite(x)])) if np.isfinite(x).any() else math.nan
-            reason = "no-evaluation-round" if m.endswith("fixed_policy") else "too-few-fresh-points"
-            acct.append(_account(label, env, m, g, excluded, used[~np.isfinite(x)], reason))
-        at_eval, final = across.get((label, env), (np.empty((0, 1)), np.empty(0)))
-        cell["dispersion_across_runs"] = dispersion_across_runs(at_eval)
-        cell["risk_across_runs"] = risk_across_runs(final, alpha)
+            missing = used[~np.isfinite(x)]
+            if m.endswith("fixed_policy"):
+                acct.append(_account(label, env, m, g, excluded, missing, "no-evaluation-round"))
+            else:
+                is_flat = missing["run_id"].isin(flat)
+                acct.append(_account(label, env, m, g, excluded, missing[~is_flat], "too-few-fresh-points",
+                                     missing[is_flat], "curve-range<=0"))
+        ev, fi = across.get((label, env), (np.empty((0, 2)), np.empty(0)))
+        cell["dispersion_across_runs"] = float(_across_value("dispersion_across_runs", ev[None], fi[None], alpha)[0]) \
+            if len(fi) else math.nan
+        cell["risk_across_runs"] = risk_across_runs(fi, alpha)
+        no_range = used[~np.isfinite(ev[:, -1])] if len(fi) else used.iloc[:0]
         for m in ("dispersion_across_runs", "risk_across_runs"):
-            acct.append(_account(label, env, m, g, excluded, used.iloc[:0], ""))
+            acct.append(_account(label, env, m, g, excluded, used.iloc[:0], "",
+                                 no_range if m == "risk_across_runs" else used.iloc[:0], "curve-range<=0"))
         cells.append(cell)
     params = dict(points=points, window=window, alpha=alpha, smoothing=smoothing, min_slopes=min_slopes,
-                  eval_points=eval_points, has_eval=has_eval)
+                  eval_points=eval_points, has_eval=has_eval, normalize=normalize or "none")
     return ReliabilityResult(runs, pd.DataFrame(cells), pd.DataFrame(acct), across, params,
                              list(dict.fromkeys(notes)))
 
 
 def _account(label: str, env: str, metric: str, cell: pd.DataFrame, excluded: pd.DataFrame,
-             extra: pd.DataFrame, reason: str) -> dict:
+             extra: pd.DataFrame, reason: str, extra2: pd.DataFrame | None = None, reason2: str = "") -> dict:
     reasons = list(zip(excluded["status"], excluded["run_id"])) + [(reason, rid) for rid in extra["run_id"]]
+    if extra2 is not None:
+        reasons += [(reason2, rid) for rid in extra2["run_id"]]
     counts: dict[str, list[str]] = {}
     for why, rid in reasons:
         counts.setdefault(why, []).append(str(rid))
@@ -605,11 +642,12 @@ def _across_value(metric: str, at_eval: np.ndarray, final: np.ndarray, alpha: fl
     """DR or RR of a batch of resampled run sets: ``at_eval`` (B, R, E), ``final`` (B, R) -> (B,)."""
     with np.errstate(all="ignore"), warnings.catch_warnings():
         warnings.simplefilter("ignore", RuntimeWarning)  # all-NaN slices are NaN results, said in n
-        if metric == "dispersion_across_runs":
-            q75, q25 = nan_quantiles(at_eval, [0.75, 0.25], axis=1)
+        if metric == "dispersion_across_runs":   # last column: each run's curve range (1 without normalization)
+            values, ranges = at_eval[..., :-1], at_eval[..., -1]
+            q75, q25 = nan_quantiles(values, [0.75, 0.25], axis=1)
             d = q75 - q25
-            d[np.isfinite(at_eval).sum(axis=1) < 2] = np.nan
-            return np.nanmedian(d, axis=1)
+            d[np.isfinite(values).sum(axis=1) < 2] = np.nan
+            return np.nanmedian(d, axis=1) / np.nanmedian(ranges, axis=1)
         var = nan_quantiles(final, [alpha], axis=1)[0]
         return np.nanmean(np.where(final <= var[:, None], final, np.nan), axis=1)
 

@@ -152,6 +152,40 @@ def test_across_run_metrics_match_the_reference_transcription(seed):
         ref.ref_lower_cvar_across(curves, centres[-1], thresh, 0.05), abs=1e-9)
 
 
+def test_curve_range_normalization_matches_the_reference_baseline():
+    rng = np.random.default_rng(11)
+    cs = random_set(rng, runs=6, evals=False)
+    cs = dataclasses.replace(cs, values=cs.values + 5 * np.arange(60)[None, :])   # positive ranges
+    status = pd.DataFrame([dict(run_id=r, algorithm="a", label="a", env="E", seed_index=i, status="used")
+                           for i, r in enumerate(cs.run_ids)])
+    res = rel.compute_from_sets({("a", "E"): cs}, status, points=60, normalize="curve_range")
+    runs = res.runs.set_index("run_id")
+    budget, w = 60_000, 0.25
+    ranges = []
+    for i, rid in enumerate(cs.run_ids):
+        f = cs.fresh[i]
+        curve = np.array([cs.steps[f], cs.values[i, f]])
+        r = np.percentile(curve[1], 95) - curve[1][0]                       # metric_utils.curve_range
+        per_k = np.array([curve[0], curve[1] * 1000.0])
+        eval_pts = rel.window_edges(budget, w)[1:]
+        assert runs.loc[rid, "dispersion_across_time"] == pytest.approx(
+            ref.ref_iqr_within_runs(per_k, eval_pts, budget * w, 3) / r, abs=1e-9)
+        assert runs.loc[rid, "short_term_risk"] == pytest.approx(
+            ref.ref_lower_cvar_on_diffs(per_k / np.array([[1.0], [r]]), 0.05), abs=1e-9)
+        assert runs.loc[rid, "long_term_risk"] == pytest.approx(
+            ref.ref_upper_cvar_on_drawdown(curve / np.array([[1.0], [r]]), 0.05), abs=1e-9)
+        ranges.append(np.percentile(cs.values[i], 95) - cs.values[i, 0])   # across runs: the whole curve
+    centres = cs.steps - 500.0
+    thresh = 2.0 / (0.1 * 60)
+    curves = [np.array([centres, v]) for v in cs.values]
+    cell = res.cells.iloc[0]
+    assert cell["dispersion_across_runs"] == pytest.approx(
+        ref.ref_iqr_across_runs(curves, rel.eval_times(60_000, 20), thresh) / np.median(ranges), abs=1e-9)
+    scaled = [np.array([centres, v / r]) for v, r in zip(cs.values, ranges)]
+    assert cell["risk_across_runs"] == pytest.approx(ref.ref_lower_cvar_across(scaled, centres[-1], thresh, 0.05),
+                                                     abs=1e-9)
+
+
 def test_nan_quantiles_match_numpy():
     rng = np.random.default_rng(5)
     x = rng.normal(size=(40, 17))
@@ -394,3 +428,14 @@ def test_values_equal_but_for_rounding_noise_tie():
     groups = [np.array([-200.0, -200.0]), np.array([-200.00000000001, -200.0]), np.array([-199.0, -199.0])]
     ranks, _ = rel.run_metric_ranks(groups, "risk_across_runs")
     np.testing.assert_allclose(ranks, [2.5, 2.5, 1.0])
+
+
+def test_runs_without_a_positive_curve_range_are_named_when_normalizing():
+    steps = np.arange(100, 2001, 100)
+    runs = {("a", i): (steps, np.arange(20.0) + i) for i in range(3)}
+    runs[("a", 3)] = (steps, -np.arange(20.0))                          # only falls: range <= 0
+    res = rel.compute(episodes(runs, 2000), points=20, normalize="curve_range")
+    acct = res.accounting.set_index("metric")
+    for m in ("dispersion_across_time", "long_term_risk", "risk_across_runs"):
+        assert acct.loc[m, "excluded"] == "curve-range<=0 1: a-E-3" and acct.loc[m, "used"] == 3
+    assert np.isfinite(res.cells.iloc[0]["dispersion_across_runs"])
