@@ -118,7 +118,8 @@ def main() -> None:
     print("|---:|---:|---:|---:|---:|---:|")
     print(f"| {t_metrics:.2f} s | {t_ours:.2f} s ({c_ours:.2f} s) | {t_peer_all:.1f} s ({c_peer_all:.1f} s) | "
           f"{t_peer_all / t_ours:.0f}x ({c_peer_all / c_ours:.0f}x) | "
-          f"{worst:.1e} | <= 10 s: wall {'met' if t_ours <= 10 else 'NOT met'}, CPU {'met' if c_ours <= 10 else 'NOT met'} |")
+          f"{worst:.1e} | <= 10 s: wall {'met' if t_ours <= 10 else 'NOT met'}, "
+          f"CPU {'met' if c_ours <= 10 else 'NOT met'} |")
     if t_ours > 1.5 * c_ours:
         print(f"note: wall time {t_ours / c_ours:.1f}x the CPU time: the machine is shared (load average "
               f"{__import__('os').getloadavg()[0]:.0f}); the computation is single-threaded")

@@ -493,8 +493,8 @@ def compute(table: pd.DataFrame, points: int = 50, window: float = 0.25, alpha: 
     (20, the paper's); ``min_slopes``: slopes a window needs for its IQR; ``normalize``: None (the
     reference's default: metrics in return units) or ``"curve_range"`` (the paper's experiments: each
     run's metric divided by its curve range, the 95th percentile of its curve minus its first value;
-    DR by the median range of the runs; runs whose range is not positive are left out, named). ``planned``: optional rows (run_id, algorithm,
-    env, reason) for planned runs without episode rows (reason ``failed``, ``missing`` or empty for a
+    DR by the median range of the runs; runs whose range is not positive are left out, named).
+    ``planned``: optional rows (run_id, algorithm, env, reason) for planned runs without episode rows (reason ``failed``, ``missing`` or empty for a
     stored run without episodes, counted as ``no-episode``); they are counted and named, never dropped.
     """
     if points < 2:
@@ -786,10 +786,10 @@ def permutation_tests(result: ReliabilityResult, reps: int = 1_000, seed: int = 
     statistic: mean rank of Y - mean rank of X (averaged over envs for ``all envs``). Across-run metrics:
     the runs are permuted between the two labels and the metric recomputed for both; within an env the
     statistic is the metric difference (two ranks always differ by at least one place), across envs the
-    mean over envs of the rank difference against the other labels' values. p = (1 + #{|null| >= |observed|}) / (1 + reps) (two-sided; the +1 keeps it
-    valid, the reference omits it); ``p_holm``: Holm-adjusted over the pairs of one metric and scope.
+    mean over envs of the rank difference against the other labels' values.
+    p = (1 + #{|null| >= |observed|}) / (1 + reps) (two-sided; the +1 keeps it valid, the reference
+    omits it); ``p_holm``: Holm-adjusted over the pairs of one metric and scope.
     """
-    import scipy.stats as sps
     from evalkit.stats import holm
     if reps < 1:
         raise EvalkitError(f"reps: expected a positive number of permutations, found {reps}")

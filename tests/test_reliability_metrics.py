@@ -234,7 +234,8 @@ def test_across_run_ranks_and_rank_table_across_envs():
         for label, spread in (("tight", 1.0), ("loose", 6.0)):
             base = random_set(rng, runs=8, evals=False)
             values = base.values[:1] + rng.normal(0, spread, (8, 1)) + rng.normal(0, 0.1, base.values.shape)
-            sets[(label, env)] = dataclasses.replace(base, values=values, run_ids=tuple(f"{label}{env}{i}" for i in range(8)))
+            ids = tuple(f"{label}{env}{i}" for i in range(8))
+            sets[(label, env)] = dataclasses.replace(base, values=values, run_ids=ids)
             status += [dict(run_id=f"{label}{env}{i}", algorithm=label, label=label, env=env, seed_index=i,
                             status="used") for i in range(8)]
     res = rel.compute_from_sets(sets, pd.DataFrame(status), points=60)
@@ -404,7 +405,8 @@ def test_rank_figure_draws_the_rank_table():
     ranks = rel.rank_table(rel.compute(t, points=100), reps=100)
     fig = plots.reliability_ranks(ranks)
     assert len([ax for ax in fig.axes if ax.get_visible()]) == 5
-    pd.testing.assert_frame_equal(fig.evalkit_data.reset_index(drop=True), ranks[ranks["env"] == "E"].reset_index(drop=True))
+    pd.testing.assert_frame_equal(fig.evalkit_data.reset_index(drop=True),
+                                  ranks[ranks["env"] == "E"].reset_index(drop=True))
 
 
 def test_a_label_without_usable_runs_is_named_and_does_not_blank_the_others_ranks():
