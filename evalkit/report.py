@@ -455,7 +455,9 @@ def _reliability_section(doc, data, out: Path, reps: int, seed: int, figures: bo
         return
     doc.text(f"{result.method}. Each metric says which direction is better; ranks: 1 = best, "
              f"{ranks['confidence'].iloc[0]:.0%} percentile bootstrap CIs resampling each algorithm's runs "
-             f"({ranks['reps'].iloc[0]} resamples); across envs only ranks are combined.")
+             f"({ranks['reps'].iloc[0]} resamples); across envs only ranks are combined. In return units a "
+             f"policy that does not learn has flat curves and scores as stable; 'evalkit reliability "
+             f"--normalize curve_range' divides by each run's curve range, as the paper's experiments did.")
     table = ranks.assign(
         metric=[f"{reliability.METRICS[m].short} {m.replace('_', ' ')} ({b} better)"
                 for m, b in zip(ranks["metric"], ranks["better"])],
