@@ -324,19 +324,22 @@ TOLERANCE = {"dispersion_across_time": 0.12, "short_term_risk": 0.12, "long_term
              "dispersion_across_runs": 0.15, "risk_across_runs": 0.12}
 
 
-def test_lockstep_bursts_and_grid_resolution_leave_the_metrics_unchanged_within_tolerance():
+@pytest.mark.parametrize("seed", [0, 1])
+def test_lockstep_bursts_and_grid_resolution_leave_the_metrics_unchanged_within_tolerance(seed):
     """Stated tolerance: 12% relative (15% for DR) between one env logging every episode on a 50-point grid,
-    eight lockstep envs whose episodes are reported in bursts every 1.5 grid windows (a third of the
-    windows without a fresh episode), and the same on a 100-point grid."""
-    base = rel.compute(lockstep_table(1, None)).cells[TRAIN].iloc[0]
-    burst = lockstep_table(8, 3_000)
-    for name, table, points in (("lockstep", burst, 50), ("grid 100", lockstep_table(1, None), 100),
+    eight lockstep envs whose episodes are reported in bursts at rollout ends every 2,500 env steps (1.25
+    windows of the 50-point grid, 2.5 of the 100-point one: 20% and 60% of the windows without a fresh
+    episode), and one env on a 100-point grid. Measured on seeds 0-3: at most 10.7% (DT, from the IQR of
+    12 vs 25 slopes per window), 13.7% (DR), 4.6% for the others."""
+    base = rel.compute(lockstep_table(1, None, seed=seed)).cells[TRAIN].iloc[0]
+    burst = lockstep_table(8, 2_500, seed=seed)
+    for name, table, points in (("lockstep", burst, 50), ("grid 100", lockstep_table(1, None, seed=seed), 100),
                                 ("lockstep, grid 100", burst, 100)):
         got = rel.compute(table, points=points).cells[TRAIN].iloc[0]
         for m in TRAIN:
             assert abs(got[m] - base[m]) <= TOLERANCE[m] * abs(base[m]), (name, m, got[m], base[m])
     # the tolerance has teeth: the carried-forward values the within-run metrics refuse would leave it
-    sets, _ = rel.curve_sets(burst, 50)
+    sets, _ = rel.curve_sets(burst, 100)
     cs = sets[("a", "E")]
     carried = rel.within_run_metrics(dataclasses.replace(cs, fresh=np.isfinite(cs.values), times=None))
     for m in ("dispersion_across_time", "short_term_risk"):
