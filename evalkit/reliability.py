@@ -629,8 +629,10 @@ def run_metric_ranks(groups: Sequence[np.ndarray], metric: str) -> tuple[np.ndar
     ys = [_lower_better(g, metric) for g in groups]
     sizes = np.array([len(y) for y in ys])
     n, a = int(sizes.sum()), len(ys)
-    if a < 2 or (sizes == 0).any():
+    if a == 0 or (sizes == 0).any():
         return np.full(a, np.nan), [np.zeros(len(y)) for y in ys]
+    if a == 1:  # alone: first, as an across-run metric's single value is
+        return np.ones(1), [np.zeros(len(ys[0]))]
     pooled = sps.rankdata(np.concatenate(ys))
     starts = np.concatenate([[0], np.cumsum(sizes)])
     c = [pooled[starts[k]:starts[k + 1]] - sps.rankdata(ys[k]) for k in range(a)]
@@ -754,8 +756,11 @@ def _env_ranks(metric: str, data: list, reps: int, rng: np.random.Generator, alp
         n = int(sizes.sum())
         draws = []
         for k in range(a):
-            if a < 2 or sizes[k] == 0 or (sizes == 0).any():
+            if sizes[k] == 0 or (sizes == 0).any():
                 draws.append(np.full(reps, np.nan))
+                continue
+            if a == 1:
+                draws.append(np.ones(reps))
                 continue
             idx = rng.integers(0, sizes[k], size=(reps, sizes[k]))
             draws.append(1 + (a - 1) * c[k][idx].sum(axis=1) / (sizes[k] * (n - sizes[k])))
