@@ -63,9 +63,12 @@ def run_labels(runs: pd.DataFrame) -> pd.Series:
         cols = swept(g)
         if not cols and (ident is None or g[ident].nunique() <= 1):
             continue
-        for i, r in g.iterrows():
-            values = setting_text({c: r[c] for c in cols}, cols) if cols else f"setting {r[ident]}"
-            out.at[i] = f"{r['algorithm']}[{values}]"
+        if cols:  # vectorised: each distinct value is formatted once (sweeps of 100,000 runs)
+            parts = [f"{c[3:]}=" + g[c].map({v: number(v) for v in g[c].unique()}).astype(str) for c in cols]
+            values = parts[0].str.cat(parts[1:], sep=", ") if len(parts) > 1 else parts[0]
+        else:
+            values = "setting " + g[ident].astype(str)
+        out.loc[g.index] = g["algorithm"].astype(str) + "[" + values + "]"
     return out
 
 

@@ -225,17 +225,36 @@ def _no_episode_counts(table: pd.DataFrame, mode: str, catalog: pd.DataFrame | N
 
 
 def _n_label(g: pd.DataFrame) -> str:
-    """``n=5`` when every drawn point has all runs; else ``n=2-5 (all 5 from 12k steps)`` (runs enter at
+    """``n=5`` when every drawn point has all runs; else ``n=2-5, all 5 from 12k steps`` (runs enter at
     their first finished episode), plus the no-episode runs left out."""
     d = g[g["drawn"]]
     total = int(g["runs"].iloc[0])
     text = _n_text(d["n"]) if len(d) else "n=0"
     if len(d) and d["n"].min() < total and (d["n"] == total).any():
         first = float(d.loc[d["n"] == total, "step"].iloc[0])
-        text += f" (all {total} from {EngFormatter(sep='')(first)} steps)"
+        text += f", all {total} from {EngFormatter(sep='')(first)} steps"
     if int(g["no_episode"].iloc[0]):
         text += f"; {int(g['no_episode'].iloc[0])} no-episode excluded"
     return text
+
+
+def _panel_n(d: pd.DataFrame) -> str | None:
+    """One count line for a panel whose curves all have the same runs: ``n=10 per curve``, or ``n=10
+    per curve from 1.2k steps`` when runs enter at their first episodes (fewer before), plus the
+    no-episode runs excluded; None when the curves differ (each legend entry then says its own)."""
+    per = d.groupby("label").agg(total=("runs", "first"), none=("no_episode", "first"))
+    if per["total"].nunique() > 1 or per["none"].nunique() > 1:
+        return None
+    total, none = int(per["total"].iloc[0]), int(per["none"].iloc[0])
+    drawn = d[d["drawn"]]
+    text = f"n={total} per curve"
+    if (drawn["n"] < total).any():
+        full = drawn[drawn["n"] == total].groupby("label")["step"].min()
+        later = drawn.merge(full.rename("first"), left_on="label", right_index=True, how="left")
+        if len(full) < per.shape[0] or (later["step"] >= later["first"]).ne(later["n"] == total).any():
+            return None  # runs also leave (a shorter budget): the legend gives each curve's range
+        text += f" from {EngFormatter(sep='')(float(full.max()))} steps"
+    return text + (f"; {none} no-episode run{'s' if none > 1 else ''} excluded each" if none else "")
 
 
 def learning_curves(table: pd.DataFrame, mode: str = "train", aggregate: str = "mean", points: int = 50,
@@ -265,19 +284,17 @@ def learning_curves(table: pd.DataFrame, mode: str = "train", aggregate: str = "
         fig, axes = _grid(len(envs), size)
         for ax, env in zip(axes, envs):
             d = data[data["env"] == env]
-            counts = {}
             for label in labels_mod.ordered(d["label"]):
                 g = d[d["label"] == label]
                 shown = g[g["drawn"]]
-                counts[label] = _n_label(g)
-                _line_band(ax, shown["step"], shown, cmap[label], f"{label} ({counts[label]})",
+                _line_band(ax, shown["step"], shown, cmap[label], f"{label} ({_n_label(g)})",
                            ls=style_of(label, order), marker="o" if len(shown) <= 15 else None, ms=2.5)
-            same = len(set(counts.values())) == 1
-            ax.set_title(f"{env}\n{next(iter(counts.values()))} per curve" if same and len(envs) > 1 else env)
+            counts = _panel_n(d) if len(envs) > 1 else None
+            ax.set_title(f"{env}\n{counts}" if counts else env)
             ax.set_xlabel("environment steps")
             ax.set_ylabel(f"{what} {'evaluation' if mode == 'eval' else 'training'} return")
             ax.xaxis.set_major_formatter(EngFormatter(sep=""))  # 10k, 1M: env steps
-            if not same or len(envs) == 1:
+            if counts is None:
                 ax.legend(frameon=False, loc="best", fontsize=6)
         if len(envs) > 1:
             _legend(fig, labels_mod.ordered(data["label"]), cmap)
@@ -333,11 +350,15 @@ def normalized_curves(table: pd.DataFrame, references: Mapping[str, tuple[float,
     cmap = _colors(data["label"], colors)
     with style():
         fig, (ax,) = _grid(1, size, panel_height=2.4, max_cols=1)
-        for label, g in data.groupby("label", sort=True):
-            g = g[g["n"] > 0]  # fractions where some env had no episode end in any run carry no data
+        for label in labels_mod.ordered(data["label"]):
+            g = data[data["label"] == label]
+            # as the per-env curves: drawn once min(3, all) runs in every env have finished an episode
+            g = g[g["n"] >= max(1, min(3, int(g["n"].max())))]
+            full = g.loc[g["n"] == g["n"].max(), "fraction"]
+            entry = f", all from {100 * full.min():.0f}%" if len(full) and g["n"].min() < g["n"].max() else ""
             _line_band(ax, 100 * g["fraction"], g, cmap[label],
                        f"{label} ({_n_text(g['n'])} runs x {int(g['envs'].max())} env"
-                       f"{'s' if g['envs'].max() > 1 else ''})",
+                       f"{'s' if g['envs'].max() > 1 else ''}{entry})",
                        ls=style_of(label, cmap))
         ax.set_xlabel("% of the step budget")
         ax.set_ylabel("IQM normalized score")
@@ -511,8 +532,10 @@ def score_distributions(runs: pd.DataFrame, coverage: float = 0.9, confidence: f
                 ax.vlines(i + 0.2, r["ci_low"], r["ci_high"], color=cmap[lab], lw=3.5)
                 ax.vlines(i + 0.32, r["tol_low"], r["tol_high"], color=cmap[lab], lw=1.2)
                 ax.plot([i + 0.2], [r["mean"]], marker="_", color="k", ms=7)
+            # long neighbouring names would overlap side by side
+            tilt = len(present) > 3 or any(len(a) + len(b) > 18 for a, b in zip(present, present[1:]))
             ax.set_xticks(range(len(present)), [f"{lab}\n(n={int(d.loc[lab, 'n'])})" for lab in present],
-                          rotation=30 if len(present) > 3 else 0, ha="right" if len(present) > 3 else "center")
+                          rotation=30 if tilt else 0, ha="right" if tilt else "center")
             ax.set_xlim(-0.6, len(present) - 0.4)
             ax.set_title(env)
             ax.set_ylabel(ylabel)

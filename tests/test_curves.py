@@ -58,7 +58,7 @@ def test_lockstep_vector_env_runs_give_continuous_lines():
     d = fig.evalkit_data
     assert list(d["n"].iloc[4:8]) == [0, 2, 3, 5]               # runs enter at their first burst
     assert (d.loc[d["step"] >= 1_600, "n"] == 5).all()         # constant once every run has an episode
-    assert "n=3-5 (all 5 from 1.6k steps)" in line.get_label()
+    assert "n=3-5, all 5 from 1.6k steps" in line.get_label()
 
 
 def test_one_long_episode_spanning_several_windows_is_carried_across_them():
@@ -122,3 +122,14 @@ def test_runs_without_an_episode_are_excluded_as_no_episode_and_the_figure_says_
         warnings.simplefilter("ignore")
         d = plots.curve_table(table, points=20, reps=100, catalog=catalog)
     assert (d["no_episode"] == 2).all()
+
+
+def test_multi_env_panels_state_n_per_curve_in_their_titles():
+    a = lockstep_table()
+    b = lockstep_table(seed=1).assign(env="E2", run_id=lambda t: t["run_id"] + "b")
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        fig = plots.learning_curves(pd.concat([a, b], ignore_index=True), points=50, reps=100)
+    titles = [ax.get_title() for ax in fig.axes]
+    assert titles == ["E\nn=5 per curve from 1.6k steps", "E2\nn=5 per curve from 1.6k steps"]
+    assert [t.get_text() for t in fig.legends[0].get_texts()] == ["ppo"]  # one legend below the panels

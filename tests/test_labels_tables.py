@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -90,3 +92,65 @@ def test_comparison_takes_the_named_setting_and_rejects_unknown_values():
     one = runs[(runs["hp.alpha"] == 0.1) & (runs["hp.epsilon"] == 0.0)]
     chosen, notes = comparison.one_setting_per_algorithm(one)  # nothing swept: nothing to choose
     assert set(chosen["label"]) == {"sarsa", "q"} and notes == []
+
+
+SWEPT = """
+name = "swept"
+seed = 4
+runs = 3
+[envs.CartPole-v1]
+steps = 60
+[algorithms.a]
+agent = "tests.fake_agents:train"
+config = { noise = 0.3 }
+sweep = { mean = [1.0, 3.0, 2.0], scale = [1, 2] }
+[algorithms.b]
+agent = "tests.fake_agents:train"
+config = { noise = 0.3, mean = 2.5 }
+"""
+
+
+def test_report_and_plot_of_an_untuned_sweep_compare_one_setting_per_algorithm(write_study, tmp_path, capsys):
+    from evalkit import cli, runner, spec
+    path = write_study(SWEPT.replace(", scale = [1, 2]", ""))
+    runner.run_study(spec.load_study(path), tmp_path, runner.Options(backend="serial", progress=False))
+    assert cli.main(["report", str(path), "--root", str(tmp_path), "--reps", "200"]) == 0
+    out = capsys.readouterr().out
+    assert "a [best per env]" in out and "maximization bias" in out and "a[mean=" not in out
+    md = (tmp_path / "swept" / "report.md").read_text()
+    assert "| a [best per env] | CartPole-v1 | 3 |" in md and "maximization bias" in md
+    assert cli.main(["plot", str(path), "--root", str(tmp_path), "--kind", "curves,expected_max", "--format", "png",
+                     "--reps", "100", "--setting", "a: mean=2"]) == 0
+    out = capsys.readouterr().out
+    assert "expected_max:" in out and "maximization bias" not in out
+    assert cli.main(["report", str(path), "--root", str(tmp_path), "--text-only", "--setting", "a: mean=2"]) == 0
+    out = capsys.readouterr().out
+    assert "a [best" not in out and re.search(r"^\s+a  mean", out, re.M)
+    assert cli.main(["plot", str(path), "--root", str(tmp_path), "--setting", "a: mean=7"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "--setting" in err[0] and "mean=7" in err[0] and "1, 2, 3" in err[0]
+
+
+def test_comparison_renders_within_100_columns():
+    from evalkit.compare import Comparison
+    per_env = pd.DataFrame([{"env": f"Env{i}-v0", "n sarsa": 10, "n q_learning": 10,
+                             "mean sarsa": "-28.48 [-31, -26.4]",
+                             "mean q_learning": "-28.08 [-30.7, -25.5]", "tolerance sarsa": "[-39.56, -17.39]",
+                             "difference": -0.39, "test": "paired t", "p": 0.82, "P(sarsa > q_learning)": "0.51"}
+                            for i in range(3)])
+    agg = pd.DataFrame({"aggregate": ["IQM"], "sarsa": ["0.8 [0.7, 0.9]"], "q_learning": ["0.85 [0.8, 0.9]"]})
+    text = tables.render_comparison(Comparison(per_env, agg, "min-max", ("a note " * 30,)))
+    assert max(map(len, text.splitlines())) <= 100
+    assert "Env2-v0" in text and "  mean q_learning" in text and "note: a note" in text
+
+
+def test_large_pairwise_tables_are_summarised_per_env():
+    from evalkit import report
+    rows = [{"env": env, "X": f"a{i}", "Y": f"a{j}", "mean X - mean Y": float(i - j) * (1 + k),
+             "p (Welch)": 0.01, "p (Holm)": 0.2 if i == 0 else 0.01, "P(X > Y)": "0.5", "runs needed (80% power)": "9"}
+            for k, env in enumerate(["E1", "E2", "E3"]) for i in range(6) for j in range(i + 1, 6)]
+    pair = pd.DataFrame(rows)
+    assert len(pair) == 45 > report.MAX_PAIRWISE_ROWS
+    summary = report._pairwise_summary(pair)
+    assert summary["pairs"].tolist() == [15, 15, 15] and summary["p (Holm) < 0.05"].tolist() == [10, 10, 10]
+    assert summary.loc[2, "largest difference"] == "a0 - a5: -15"
