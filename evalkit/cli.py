@@ -311,6 +311,47 @@ def cmd_compare(args: argparse.Namespace) -> int:
     return 0
 
 
+# ------------------------------------------------------------------ reliability (Chan et al. 2020)
+
+
+def _reliability_planned(res):
+    """Planned evaluation-phase runs of the catalog with the reason a run may have no episode rows
+    (failed / missing; '' for a stored run, counted as no-episode when it has none)."""
+    import pandas as pd
+    cat = res.catalog[res.catalog["phase"] == "eval"]
+    return pd.DataFrame({"run_id": cat["run_id"], "algorithm": cat["algorithm"], "env": cat["env"],
+                         "seed_index": cat["seed_index"],
+                         "reason": cat["status"].where(cat["status"] != "done", "")})
+
+
+def cmd_reliability(args: argparse.Namespace) -> int:
+    from evalkit import reliability as rel
+    from evalkit import results as results_mod
+    study, study_dir = _study_dir(args)
+    for name in ("reps", "permutations", "points"):
+        if getattr(args, name) < (2 if name == "points" else 1):
+            raise EvalkitError(f"--{name}: expected a positive integer, found {getattr(args, name)}")
+    res = results_mod.load(study, study_dir)  # one load per command
+    table = res.episodes
+    table = table[table["phase"] == "eval"] if len(table) else table
+    if table.empty:
+        raise EvalkitError(f"{study_dir}: no stored evaluation-phase runs (run 'evalkit run' first)")
+    result = rel.compute(table, points=args.points, window=args.window, alpha=args.alpha,
+                         smoothing=args.smoothing, eval_points=args.eval_points,
+                         planned=_reliability_planned(res), normalize=args.normalize)
+    ranks = rel.rank_table(result, reps=args.reps, seed=args.seed)
+    tests = rel.permutation_tests(result, reps=args.permutations, seed=args.seed)
+    out = _analysis_dir(study_dir)
+    _write_table(ranks, out / "reliability")
+    _write_table(result.runs, out / "reliability_runs")
+    _write_table(tests, out / "reliability_tests")
+    _write_table(result.accounting, out / "reliability_accounting")
+    print(rel.render(result, ranks, tests, width=100))
+    print(f"written to {out}:")
+    print("  reliability.csv (ranks), reliability_runs.csv, reliability_tests.csv, reliability_accounting.csv")
+    return 0
+
+
 def cmd_import(args: argparse.Namespace) -> int:
     from evalkit import importer
     n = importer.import_file(args.file, args.name, args.root)
@@ -431,6 +472,26 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("study")
     _add_root(p)
     p.add_argument("--reps", type=int, default=1000)
+    p.add_argument("--seed", type=int, default=0)
+
+    p = command("reliability", cmd_reliability, "reliability metrics (Chan et al. 2020): dispersion and risk "
+                "across time, across runs and of fixed policies, ranked per env with bootstrap CIs")
+    p.add_argument("study")
+    _add_root(p)
+    p.add_argument("--points", type=int, default=50, help="step-grid windows of the curves (default: 50)")
+    p.add_argument("--window", type=float, default=0.25,
+                   help="within-run window, fraction of the budget (default: 0.25)")
+    p.add_argument("--eval-points", type=int, default=20,
+                   help="evaluation points of the across-run metrics (default: 20, the paper's)")
+    p.add_argument("--alpha", type=float, default=0.05, help="CVaR tail fraction (default: 0.05)")
+    p.add_argument("--smoothing", type=float, default=0.1,
+                   help="low-pass cutoff period for across-run metrics, fraction of the budget; 0 = none "
+                        "(default: 0.1)")
+    p.add_argument("--normalize", choices=("none", "curve_range"), default="none",
+                   help="curve_range: divide each run's metrics by its curve range (95th percentile - first "
+                        "value), as in the paper's experiments (default: none, return units)")
+    p.add_argument("--reps", type=int, default=1000, help="bootstrap resamples of the ranks (default: 1000)")
+    p.add_argument("--permutations", type=int, default=1000, help="permutations per test (default: 1000)")
     p.add_argument("--seed", type=int, default=0)
 
     p = command("import", cmd_import, "import a CSV/Parquet long table or .npz/JSON score matrices as a study")

@@ -678,3 +678,48 @@ def save(fig: Figure, stem: str | Path, formats: Sequence[str] = ("pdf", "png"),
         os.replace(tmp, path)
         paths.append(path)
     return paths
+
+
+# ---------------------------------------------------------------------------------------------
+# reliability (Chan et al. 2020)
+# ---------------------------------------------------------------------------------------------
+
+def reliability_ranks(ranks: pd.DataFrame, colors: Mapping[str, tuple] | None = None, size: str = "double") -> Figure:
+    """Rank (1 = best) of each algorithm on each reliability metric with its bootstrap CI, one panel per
+    metric: the mean rank over envs where the study has several (only ranks are combined across envs),
+    else the single env's rank. ``ranks``: :func:`evalkit.reliability.rank_table`."""
+    from evalkit.reliability import METRICS
+    if ranks.empty:
+        raise ValueError("reliability_ranks: empty rank table")
+    scope = "all envs" if (ranks["env"] == "all envs").any() else ranks["env"].iloc[0]
+    data = ranks[ranks["env"] == scope]
+    metrics_ = [m for m in METRICS if m in set(data["metric"])]
+    labels = sorted(data["label"].unique())
+    n_alg = len(labels)
+    cmap = _colors(labels, colors)
+    conf = float(ranks["confidence"].iloc[0]) if "confidence" in ranks else 0.95
+    with style():
+        fig, axes = _grid(len(metrics_), size, panel_height=0.3 * n_alg + 0.9, max_cols=4 if size == "double" else 2)
+        for ax, m in zip(axes, metrics_):
+            d = data[data["metric"] == m].set_index("label")
+            for y, lab in enumerate(labels):
+                if lab not in d.index:
+                    continue
+                r = d.loc[lab]
+                if np.isfinite(r["rank_low"]):
+                    ax.barh(y, max(r["rank_high"] - r["rank_low"], 0.04), left=r["rank_low"] - (
+                        0.02 if r["rank_high"] == r["rank_low"] else 0), height=0.6, color=cmap[lab], alpha=0.75)
+                ax.vlines(r["rank"], y - 0.3, y + 0.3, color="k", lw=1.2)
+            info = METRICS[m]
+            ax.set_title(f"{info.short}: {m.replace('_', ' ')}\n({info.better} is better)")
+            ax.set_xlim(0.5, n_alg + 0.5)
+            ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+            ax.set_yticks(range(n_alg), labels if ax.get_subplotspec().is_first_col() else [])
+            ax.invert_yaxis()
+            ax.set_xlabel("rank (1 = best)")
+            ax.grid(axis="y", visible=False)
+        where = f"mean rank over {ranks[ranks['env'] != 'all envs']['env'].nunique()} envs" if scope == "all envs" \
+            else f"rank in {scope}"
+        fig.suptitle(f"reliability (Chan et al. 2020): {where}, {conf:.0%} bootstrap CIs", fontsize=8)
+    fig.evalkit_data = data
+    return fig

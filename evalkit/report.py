@@ -354,6 +354,7 @@ def build_report(study: Study, study_dir: Path, out: Path | None = None, reps: i
             doc.table(_aggregate_table(scores, reps, seed),
                       f"Aggregates over runs and envs of {data.normalization}; 95% stratified-bootstrap CIs "
                       f"(Agarwal et al. 2021); raw returns of different envs are never pooled", "aggregates")
+    _reliability_section(doc, data, out, reps, seed, figures, formats, size)
     audit_warnings = _tuning_sections(doc, study, study_dir, data, reps, seed, results)
     written = {}
     if figures:
@@ -462,6 +463,52 @@ def _tuning_sections(doc, study: Study, study_dir: Path, data, reps: int, seed: 
         except (EvalkitError, ValueError) as exc:
             doc.text(f"sensitivity not available: {exc}")
     return warned
+
+
+def _reliability_section(doc, data, out: Path, reps: int, seed: int, figures: bool, formats, size: str) -> None:
+    """Reliability metrics (Chan et al. 2020) of the reported runs: per metric and env each algorithm's
+    value and rank with its bootstrap CI, the mean rank over envs, excluded runs, and the rank figure."""
+    from evalkit import plots, reliability
+    from evalkit.errors import EvalkitError
+    if data.table is None or len(data.table) == 0:
+        return
+    doc.heading("Reliability")
+    try:
+        planned = None
+        if len(data.runs) and "reason" in data.runs.columns:  # the compared runs, excluded ones included
+            planned = data.runs[["run_id", "algorithm", "env", "seed_index"]].assign(
+                reason=data.runs["reason"].where(data.runs["reason"].isin(["failed", "missing"]), ""))
+        result = reliability.compute(data.table, planned=planned)
+        ranks = reliability.rank_table(result, reps=min(reps, 1_000), seed=seed)
+    except (EvalkitError, ValueError) as exc:
+        doc.text(f"reliability metrics not available: {exc}")
+        return
+    doc.text(f"{result.method}. Each metric says which direction is better; ranks: 1 = best, "
+             f"{ranks['confidence'].iloc[0]:.0%} percentile bootstrap CIs resampling each algorithm's runs "
+             f"({ranks['reps'].iloc[0]} resamples); across envs only ranks are combined. In return units a "
+             f"policy that does not learn has flat curves and scores as stable; 'evalkit reliability "
+             f"--normalize curve_range' divides by each run's curve range, as the paper's experiments did.")
+    table = ranks.assign(
+        metric=[f"{reliability.METRICS[m].short} {m.replace('_', ' ')} ({b} better)"
+                for m, b in zip(ranks["metric"], ranks["better"])],
+        value=[("-" if e == "all envs" else _fmt_ci(v, np.nan, np.nan)) for e, v in zip(ranks["env"], ranks["value"])],
+        rank=[_fmt_ci(r, lo, hi) for r, lo, hi in zip(ranks["rank"], ranks["rank_low"], ranks["rank_high"])],
+        n=["-" if not np.isfinite(n) else str(int(n)) for n in ranks["n"]])
+    doc.table(table[["env", "metric", "label", "value", "n", "rank"]].rename(columns={"label": "algorithm"}),
+              "Reliability metrics per env (per-run metrics: median over runs) and rank [95% CI]", "reliability")
+    excluded = result.accounting[result.accounting["excluded"] != ""]
+    if len(excluded):
+        doc.table(excluded.rename(columns={"label": "algorithm"}),
+                  "Runs left out of a reliability metric, with the reason", "reliability_excluded")
+    for note in result.notes:
+        doc.text(f"note: {note}")
+    if figures:
+        paths = plots.save(plots.reliability_ranks(ranks, colors=data.colors, size=size),
+                           out / "figures" / "reliability_ranks", formats)
+        png = next((p for p in paths if p.suffix == ".png"), None)
+        if png is not None:
+            doc.figure(png, str(png.relative_to(out)), "Reliability ranks (Chan et al. 2020) per metric with "
+                                                       "95% bootstrap CIs; 1 = best.")
 
 
 def write_report(study: Study, study_dir: Path, out: Path | None = None, reps: int = 10_000, seed: int = 0,

@@ -72,7 +72,8 @@ def test_report_writes_markdown_html_and_figures_with_the_computed_numbers(write
         assert (out / "figures" / f"{name}.pdf").read_bytes()[:4] == b"%PDF"
         assert f"(figures/{name}.png)" in md
     # self-contained: every figure embedded, no reference to files next to it
-    assert html.count('src="data:image/png;base64,') == 6 and 'src="figures/' not in html
+    # 6 study figures + the reliability ranks (issue 24)
+    assert html.count('src="data:image/png;base64,') == 7 and 'src="figures/' not in html
     assert "Across environments" in md and "min-max normalized" in md
     assert "no algorithm was tuned" in md  # the untuned-baselines warning
     tex = (out / "report_tables.tex").read_text()
