@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from evalkit.importers import monitor, scores, tables, wandb, zoo
-from evalkit.importers.records import ImportProblem, rel
+from evalkit.importers.records import ImportProblem
 
 FORMATS = ("tensorboard", "monitor", "zoo", "wandb", "scores", "table", "matrix")
 TB_PREFIX = "events.out.tfevents"
@@ -26,7 +26,7 @@ TB_PREFIX = "events.out.tfevents"
 class Source:
     format: str
     paths: tuple[Path, ...]  # the files read (and hashed)
-    key: str                 # the source's path relative to the imported path ('/'-separated)
+    key: str                 # the source's absolute path ('/'-separated); --pattern matches its end
     folder: Path | None = None
 
     def candidates(self) -> tuple[str, ...]:
@@ -61,7 +61,7 @@ def discover(path: Path, fmt: str | None = None, exclude: frozenset[Path] = froz
         folder_p = Path(folder)
         files = sorted(f for f in files if (folder_p / f).resolve() not in exclude)
         if (fmt in (None, "zoo")) and zoo.zoo_env_dir(folder_p) is not None:
-            sources.append(Source("zoo", _zoo_files(folder_p), rel(folder_p, path), folder_p))
+            sources.append(Source("zoo", _zoo_files(folder_p), _key(folder_p), folder_p))
             dirs[:] = []  # everything below belongs to this run
             continue
         if fmt is None and folder_p.name == "files" and "config.yaml" in files:
@@ -69,11 +69,11 @@ def discover(path: Path, fmt: str | None = None, exclude: frozenset[Path] = froz
         if fmt in (None, "tensorboard"):
             events = [folder_p / f for f in files if f.startswith(TB_PREFIX)]
             if events:
-                sources.append(Source("tensorboard", tuple(events), rel(folder_p, path), folder_p))
+                sources.append(Source("tensorboard", tuple(events), _key(folder_p), folder_p))
         vec = [folder_p / f for f in files if monitor.VEC_MONITOR.match(f)]
         if vec and fmt in (None, "monitor"):
             vec.sort(key=lambda p: int(p.name.split(".")[0]))
-            sources.append(Source("monitor", tuple(vec), rel(folder_p, path), folder_p))
+            sources.append(Source("monitor", tuple(vec), _key(folder_p), folder_p))
         for f in files:
             p = folder_p / f
             if f.startswith(TB_PREFIX) or monitor.VEC_MONITOR.match(f) or (folder_p.name == "files" and f == "config.yaml"):
@@ -86,6 +86,10 @@ def discover(path: Path, fmt: str | None = None, exclude: frozenset[Path] = froz
     return Found(tuple(sources), tuple(configs), ignored)
 
 
+def _key(p: Path) -> str:
+    return p.resolve().as_posix()
+
+
 def _zoo_files(run_dir: Path) -> tuple[Path, ...]:
     inner = zoo.zoo_env_dir(run_dir)
     files = [inner / "config.yml", *([inner / "args.yml"] if (inner / "args.yml").is_file() else [])]
@@ -95,7 +99,7 @@ def _zoo_files(run_dir: Path) -> tuple[Path, ...]:
 
 def _file_source(p: Path, root: Path, fmt: str | None, strict: bool) -> Source | None:
     """The source one file is, by --format or by its name and first bytes; None (or an error) if none."""
-    key = rel(p, root)
+    key = _key(p)
     if fmt is not None:
         return Source(fmt, (p,), key)
     name = p.name

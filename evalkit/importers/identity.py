@@ -1,8 +1,8 @@
 """Run identity from the source layout: what the files record, else a path pattern.
 
 A pattern such as ``"{algorithm}/{env}__{seed}"`` is matched against the end of a run's path
-relative to the imported folder (a folder for TensorBoard runs and rl-zoo3 runs, the file path
-without its extension otherwise; a W&B run's name for chart exports). Fields:
+(a folder for TensorBoard runs and rl-zoo3 runs; the file path without its extension, then its
+folder, otherwise; a W&B run's name first for chart exports), from a '/' boundary. Fields:
 
 * ``{algorithm}``, ``{env}``: one path component or part of one (no '/');
 * ``{seed}``, ``{run}``: digits (``run`` is the run index that pairs runs across envs; it is the

@@ -147,11 +147,3 @@ def flatten(config: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
         elif v is not None:
             out[key] = plain_value(v)
     return out
-
-
-def rel(path: Path, root: Path) -> str:
-    """``path`` relative to the import root, '/'-separated ('.' for the root itself)."""
-    try:
-        return Path(path).resolve().relative_to(Path(root).resolve()).as_posix()
-    except ValueError:
-        return Path(path).as_posix()
