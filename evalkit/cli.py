@@ -249,7 +249,7 @@ def cmd_compare(args: argparse.Namespace) -> int:
 def cmd_import(args: argparse.Namespace) -> int:
     from evalkit import importers
     s = importers.import_path(args.path, args.name, args.root, fmt=args.format, pattern=args.pattern, tag=args.tag,
-                              reference=args.reference, phase=args.phase, on_error=args.on_error,
+                              reference=args.reference, phase=args.phase, steps=args.steps, on_error=args.on_error,
                               workers=args.workers, progress=not args.no_progress)
     for line in s.problems:
         print(f"skipped: {line}", file=sys.stderr)
@@ -389,6 +389,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="min-max normalize: human.json,random.json ({task: score}, the 1 then the 0) or one CSV")
     p.add_argument("--phase", choices=("tune", "eval"), default="eval",
                    help="store the runs as tuning (stage 1) or evaluation runs (default: eval)")
+    p.add_argument("--steps", type=int, help="step budget of runs whose files do not record it (default: their "
+                   "last logged step); 'final' scores the last 10%% of it")
     p.add_argument("--on-error", choices=("skip", "stop"), default="stop",
                    help="a malformed source: skip it (one line each) or import nothing (default: stop)")
     p.add_argument("--workers", type=int, default=2, help="reader processes (default: 2)")

@@ -31,7 +31,7 @@ from evalkit.importers.detect import FORMATS, Source
 from evalkit.importers.records import ImportProblem, RunRecord
 
 __all__ = ["FORMATS", "ImportSummary", "import_path", "import_file", "read_source"]
-PARALLEL_MIN_SOURCES = 8  # below this, starting worker processes costs more than it saves
+PARALLEL_MIN_SOURCES = 32  # below this, starting worker processes costs more than it saves
 
 
 @dataclass
@@ -85,9 +85,13 @@ def _read_guarded(source: Source, tag: str | None) -> tuple[list[RunRecord], str
 
 def import_path(path: str | Path, name: str, root: str | Path = "results", *, fmt: str | None = None,
                 pattern: str | None = None, tag: str | None = None, reference: str | None = None,
-                phase: str = "eval", on_error: str = "stop", workers: int = 2, progress: bool = False
-                ) -> ImportSummary:
-    """Import every run under ``path`` into ``root/name``. Returns what was added, replaced, skipped."""
+                phase: str = "eval", steps: int | None = None, on_error: str = "stop", workers: int = 2,
+                progress: bool = False) -> ImportSummary:
+    """Import every run under ``path`` into ``root/name``. Returns what was added, replaced, skipped.
+
+    ``steps``: the step budget of runs whose files do not record it (Monitor CSVs, W&B exports, SB3
+    TensorBoard logs); otherwise their last logged step stands in. It sets where ``final`` looks.
+    """
     start = time.perf_counter()
     writer.check_name(name)
     if fmt is not None and fmt not in FORMATS:
@@ -96,6 +100,8 @@ def import_path(path: str | Path, name: str, root: str | Path = "results", *, fm
         raise EvalkitError(f"--on-error: expected skip or stop, found {on_error!r}")
     if phase not in ("tune", "eval"):
         raise EvalkitError(f"--phase: expected tune or eval, found {phase!r}")
+    if steps is not None and steps < 1:
+        raise EvalkitError(f"--steps: expected a step budget >= 1, found {steps}")
     if workers < 1:
         raise EvalkitError(f"--workers: expected an integer >= 1, found {workers}")
     compiled = identity.compile_pattern(pattern) if pattern else None
@@ -107,10 +113,12 @@ def import_path(path: str | Path, name: str, root: str | Path = "results", *, fm
                            f"{found.ignored} files matched none")
     summary = ImportSummary(Path(root) / name, ignored=found.ignored)
     configs = _wandb_configs(found.configs, summary)
-    options = {"pattern": pattern, "tag": tag, "phase": phase, "reference": _ref_key(refs), "format": fmt}
+    # everything that shapes a source's runs: a change re-reads the source on the next import
+    options = {"pattern": pattern, "tag": tag, "phase": phase, "reference": _ref_key(refs), "format": fmt, "steps": steps,
+               "wandb_configs": writer.content_hash(found.configs, {}) if found.configs else None}
     stage = writer.Staging(Path(root), name).open()
     try:
-        job = _Job(stage, name, compiled, configs, refs, phase, on_error, summary)
+        job = _Job(stage, name, compiled, configs, refs, phase, steps, on_error, summary)
         todo = job.plan(found.sources, options)
         for source, (records, problem) in _read_all(todo, tag, workers, progress):
             job.take(source, records, problem)
@@ -138,27 +146,34 @@ def _ref_key(refs: dict | None) -> Any:
     return sorted((k, list(v)) for k, v in refs.items()) if refs else None
 
 
-def _wandb_configs(paths: tuple[Path, ...], summary: ImportSummary) -> dict[tuple, dict]:
-    """``{(algorithm, env, seed): hyperparameters}`` of the W&B run folders found."""
-    out: dict[tuple, dict] = {}
-    where: dict[tuple, Path] = {}
+def _wandb_configs(paths: tuple[Path, ...], summary: ImportSummary) -> dict[tuple, list[tuple[Path, dict]]]:
+    """``{(algorithm, env, seed): [(config.yaml, hyperparameters), ...]}`` of the W&B run folders found."""
+    out: dict[tuple, list[tuple[Path, dict]]] = {}
     for p in paths:
         try:
             ident, hp = wandb.read_config(p)
+            if set(ident) != {"algorithm", "env", "seed"}:
+                summary.notes.append(f"{p}: no exp_name/algo, env_id/env and seed recorded: not matched to a run")
+                continue
+            key = (identity.safe_name(ident["algorithm"], str(p), "algorithm"),
+                   identity.safe_name(ident["env"], str(p), "env"), int(ident["seed"]))
         except ImportProblem as exc:
             summary.problems.append(str(exc))
             continue
-        if set(ident) != {"algorithm", "env", "seed"}:
-            summary.notes.append(f"{p}: no exp_name/algo, env_id/env and seed recorded: not matched to a run")
-            continue
-        key = (identity.safe_name(ident["algorithm"], str(p), "algorithm"),
-               identity.safe_name(ident["env"], str(p), "env"), int(ident["seed"]))
-        if key in out:
-            summary.notes.append(f"{p}: same algorithm, env and seed as {where[key]}: neither used")
-            out[key] = None  # type: ignore[assignment]
-            continue
-        out[key], where[key] = hp, p
-    return {k: v for k, v in out.items() if v is not None}
+        out.setdefault(key, []).append((p, hp))
+    return out
+
+
+def _match_config(record: RunRecord, configs: dict[tuple, list[tuple[Path, dict]]]) -> dict | None:
+    """The W&B config of a run: same algorithm, env and seed, and no hyperparameter contradicting the
+    run's own (a sweep shares seeds across settings: put the setting in the run name, --pattern {hp.NAME})."""
+    found = [(p, hp) for p, hp in configs.get((record.algorithm, record.env, record.seed), [])
+             if all(hp.get(k, v) == v for k, v in record.config.items())]
+    if len(found) > 1:
+        raise ImportProblem(record.source, f"{len(found)} W&B run configs ({found[0][0]}, {found[1][0]}, ...) match "
+                            f"algorithm {record.algorithm!r}, env {record.env!r}, seed {record.seed}; name the "
+                            f"hyperparameters that tell them apart in --pattern (e.g. {{hp.learning_rate}})")
+    return found[0][1] if found else None
 
 
 def _read_all(todo: list[Source], tag: str | None, workers: int, progress: bool):
@@ -170,7 +185,10 @@ def _read_all(todo: list[Source], tag: str | None, workers: int, progress: bool)
                 yield s, _read_guarded(s, tag)
                 bar.update(1)
             return
-        ctx = multiprocessing.get_context("forkserver")
+        # fork: workers need no re-import and work from scripts without a __main__ guard; they only
+        # parse files (numpy, pandas, protobuf), never touch the parent's thread pools
+        methods = multiprocessing.get_all_start_methods()
+        ctx = multiprocessing.get_context("fork" if "fork" in methods else "spawn")
         with cf.ProcessPoolExecutor(max_workers=workers, mp_context=ctx) as pool:
             window = collections.deque()
             it = iter(todo)
@@ -180,7 +198,11 @@ def _read_all(todo: list[Source], tag: str | None, workers: int, progress: bool)
                     break
             while window:
                 s, fut = window.popleft()
-                result = fut.result()
+                try:
+                    result = fut.result()
+                except cf.process.BrokenProcessPool:
+                    raise EvalkitError(f"{s.folder or s.paths[0]}: a reader process died (out of memory?); "
+                                       f"retry with --workers 1") from None
                 nxt = next(it, None)
                 if nxt is not None:
                     window.append((nxt, pool.submit(_read_guarded, nxt, tag)))
@@ -198,9 +220,9 @@ def _bar(total: int, enabled: bool):
 class _Job:
     """Turns read records into run files in the staging folder, keeping the manifest and the counts."""
 
-    def __init__(self, stage: writer.Staging, name: str, pattern, configs, refs, phase: str, on_error: str,
-                 summary: ImportSummary) -> None:
-        self.stage, self.name, self.pattern, self.configs = stage, name, pattern, configs
+    def __init__(self, stage: writer.Staging, name: str, pattern, configs, refs, phase: str, steps: int | None,
+                 on_error: str, summary: ImportSummary) -> None:
+        self.stage, self.name, self.pattern, self.configs, self.steps = stage, name, pattern, configs, steps
         self.refs, self.phase, self.on_error, self.summary = refs, phase, on_error, summary
         self.manifest = stage.manifest()
         self.owner = {rid: key for key, entry in self.manifest["sources"].items() for rid in entry.get("runs", [])}
@@ -269,7 +291,7 @@ class _Job:
             record = record.with_(algorithm=Path(source.paths[0]).stem)
         raw_env = record.env
         record = identity.complete(record, self.pattern)
-        hp = self.configs.get((record.algorithm, record.env, record.seed))
+        hp = _match_config(record, self.configs)
         if hp:
             record = record.with_(config={**hp, **record.config})
         record = record.with_(episodes=record.episodes.sorted())
@@ -292,7 +314,7 @@ class _Job:
             for row, x in zip(rows, raw.tolist()):
                 row["raw_score"] = x
         finite = bool(np.isfinite(record.episodes.ret).all())
-        budget = record.budget if record.budget else int(record.episodes.step.max()) if len(record.episodes) else 0
+        budget = record.budget or self.steps or (int(record.episodes.step.max()) if len(record.episodes) else 0)
         meta = {"run_id": rid, "study": self.name, "algorithm": record.algorithm, "agent": "imported",
                 "env": record.env, "env_id": record.env, "phase": phase, "seed_index": int(record.run),
                 "seed": int(record.seed), "setting": _setting(config), "setting_values": config, "config": config,

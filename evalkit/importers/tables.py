@@ -80,7 +80,7 @@ def table_records(df: pd.DataFrame, source: str) -> list[RunRecord]:
         run = int(values["run"])
         out.append(RunRecord(source=source, episodes=Episodes.concat(parts), algorithm=values["algorithm"],
                              env=values["env"], seed=run, run=run, config=config, phase=values.get("phase"),
-                             budget=int(g["step"].max())))
+                             budget=None))  # not recorded: --steps, else the last step
     return out
 
 
