@@ -214,7 +214,9 @@ def _read_all(todo: list[Source], tag: str | None, workers: int, progress: bool)
 
 def _bar(total: int, enabled: bool):
     from tqdm import tqdm
-    return tqdm(total=total, unit="source", disable=not enabled or total < 2, file=sys.stderr, desc="import")
+    # disable=None: tqdm itself turns the bar off when stderr is not a terminal (logs, CI)
+    return tqdm(total=total, unit="source", disable=True if not enabled or total < 2 else None, file=sys.stderr,
+                desc="import")
 
 
 class _Job:

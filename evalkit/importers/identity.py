@@ -110,7 +110,9 @@ def complete(record: RunRecord, pattern: Pattern | None) -> RunRecord:
     """Check the identity is complete and its names are safe; the run index defaults to the seed."""
     missing = record.missing()
     if missing:
-        how = (f"--pattern {pattern.text!r} did not match it" if pattern else
+        absent = [k for k in missing if k not in pattern.regex.groupindex] if pattern else []
+        how = (f"--pattern {pattern.text!r} has no {', '.join('{' + k + '}' for k in absent)}" if absent else
+               f"--pattern {pattern.text!r} did not match its path" if pattern else
                "give --pattern, e.g. --pattern \"{algorithm}/{env}__{seed}\"")
         raise ImportProblem(record.source, f"{', '.join(missing)} not recorded in the files; {how}")
     record = record.with_(algorithm=safe_name(record.algorithm, record.source, "algorithm"),

@@ -1,8 +1,9 @@
 """TensorBoard event files (CleanRL and Stable-Baselines3 layouts), read with TensorBoard's own reader.
 
-The reader is ``tensorboard.backend.event_processing.event_file_loader.LegacyEventFileLoader``:
-TensorBoard's record reader and ``Event`` protobuf, yielding events as written (no reservoir
-sampling: ``EventAccumulator`` keeps only 10,000 scalars per tag by default, which would drop episodes).
+The reader is TensorBoard's own: ``event_file_loader.RawEventFileLoader`` (its record reader, with
+CRC checks) and its ``Event`` protobuf, i.e. ``LegacyEventFileLoader`` plus a count of the bytes
+read. Every event is kept (``EventAccumulator`` keeps only 10,000 scalars per tag by default
+through reservoir sampling, which would drop episodes).
 
 Layouts, chosen by the tags a run has (``--tag`` overrides the return tag):
 
@@ -38,21 +39,34 @@ INSTALL = 'reading TensorBoard event files needs the tensorboard package: pip in
 def _loader(path: Path):
     try:
         from tensorboard.backend.event_processing import event_file_loader
+        from tensorboard.compat.proto import event_pb2
     except ImportError:
         raise ImportProblem(path, INSTALL) from None
-    cls = getattr(event_file_loader, "LegacyEventFileLoader", None) or event_file_loader.EventFileLoader
-    return cls(str(path))
+    return event_file_loader.RawEventFileLoader(str(path)), event_pb2.Event
 
 
 def events(path: Path) -> Iterator:
-    """Every ``Event`` protobuf of one event file, as written. Corrupt data is one line naming the file."""
+    """Every ``Event`` protobuf of one event file, as written.
+
+    TensorBoard's loader stops quietly at the first corrupt or truncated record (a live run may
+    still be writing it); an import must not drop the rest quietly, so the bytes read are counted
+    (each record: 12-byte header, data, 4-byte CRC) and a file not read to its end is an error.
+    """
+    loader, event_cls = _loader(path)
+    done = 0
     try:
-        yield from _loader(path).Load()
+        for record in loader.Load():
+            done += len(record) + 16
+            yield event_cls.FromString(record)
     except ImportProblem:
         raise
-    except Exception as exc:  # the record reader raises DataLossError, DecodeError, OSError...
+    except Exception as exc:  # DecodeError, OSError...
         raise ImportProblem(path, f"expected a TensorBoard event file ({type(exc).__name__}: "
                             f"{' '.join(str(exc).split())[:120]})") from None
+    size = Path(path).stat().st_size
+    if done != size:
+        raise ImportProblem(path, f"corrupt or truncated record at byte {done} of {size} (TensorBoard's reader "
+                            f"stops there); a run still being written can be imported when it has finished")
 
 
 def read_scalars(paths: list[Path]) -> tuple[dict[str, tuple[list[int], list[float]]], dict[str, str], dict]:
