@@ -24,7 +24,6 @@ from typing import Any
 
 import numpy as np
 
-from evalkit import store
 from evalkit.errors import EvalkitError
 from evalkit.importers import detect, identity, monitor, scores, tables, tensorboard, wandb, writer, zoo
 from evalkit.importers.detect import FORMATS, Source
@@ -230,6 +229,7 @@ class _Job:
         self.owner = {rid: key for key, entry in self.manifest["sources"].items() for rid in entry.get("runs", [])}
         self.hashes: dict[str, str] = {}
         self.dropped = 0  # runs of changed sources that are gone now
+        self.versions = _versions()
 
     def plan(self, sources: tuple[Source, ...], options: dict) -> list[Source]:
         todo = []
@@ -322,13 +322,23 @@ class _Job:
                 "seed": int(record.seed), "setting": _setting(config), "setting_values": config, "config": config,
                 "steps": int(budget), "status": "complete" if finite else "diverged", "agent_hash": "imported",
                 "source": record.source, "import_format": source.format, "notes": list(record.notes),
-                "versions": store.versions()}
+                "versions": self.versions}
         if raw is not None:
             meta["normalization"] = {"low": lo, "high": hi, "formula": "(x - low) / (high - low)"}
         return meta, rows
 
     def finish(self) -> None:
         self.stage.write_manifest(self.manifest)
+
+
+def _versions() -> dict[str, str]:
+    """Versions that shaped the import (not torch/gymnasium: imported runs never ran here)."""
+    import platform
+    import evalkit
+    out = {"evalkit": evalkit.__version__, "python": platform.python_version(), "numpy": np.__version__}
+    if "tensorboard" in sys.modules:
+        out["tensorboard"] = getattr(sys.modules["tensorboard"], "__version__", "?")
+    return out
 
 
 def _setting(config: dict) -> str:

@@ -69,34 +69,42 @@ def events(path: Path) -> Iterator:
                             f"stops there); a run still being written can be imported when it has finished")
 
 
-def read_scalars(paths: list[Path]) -> tuple[dict[str, tuple[list[int], list[float]]], dict[str, str], dict]:
-    """``{tag: (steps, values)}`` of every scalar, text summaries ``{tag: text}`` and HParams values."""
-    scalars: dict[str, tuple[list[int], list[float]]] = {}
+def read_scalars(paths: list[Path], wanted: frozenset[str]) -> tuple[dict[str, tuple[list[int], list[float]]],
+                                                                     dict[str, str], dict, set[str]]:
+    """``{tag: (steps, values)}`` of the ``wanted`` scalar tags, text summaries ``{tag: text}``,
+    HParams values, and every scalar tag seen (for messages). Other tags are only named, not
+    decoded: a CleanRL run logs losses and SPS as often as returns."""
+    scalars: dict[str, tuple[list[int], list[float]]] = {t: ([], []) for t in wanted}
     texts: dict[str, str] = {}
     hparams: dict = {}
+    seen: set[str] = set()
     for path in paths:
         for event in events(path):
-            if not event.HasField("summary"):
-                continue
             for v in event.summary.value:
-                kind = v.WhichOneof("value")
-                if kind == "simple_value":
-                    s = scalars.setdefault(v.tag, ([], []))
-                    s[0].append(event.step)
-                    s[1].append(v.simple_value)
-                elif kind == "tensor":
-                    _tensor(v, event.step, scalars, texts, hparams, path)
-    return scalars, texts, hparams
+                tag = v.tag
+                s = scalars.get(tag)
+                if s is not None:
+                    if v.HasField("simple_value"):
+                        s[0].append(event.step)
+                        s[1].append(v.simple_value)
+                    elif v.HasField("tensor"):
+                        _tensor(v, event.step, scalars, texts, hparams)
+                elif tag not in seen:
+                    seen.add(tag)
+                if s is None and v.HasField("tensor") and (v.tensor.string_val or v.metadata.plugin_data.plugin_name
+                                                           == "hparams"):
+                    _tensor(v, event.step, scalars, texts, hparams)
+    return {t: s for t, s in scalars.items() if s[0]}, texts, hparams, seen | {t for t, s in scalars.items() if s[0]}
 
 
-def _tensor(v, step: int, scalars: dict, texts: dict, hparams: dict, path: Path) -> None:
+def _tensor(v, step: int, scalars: dict, texts: dict, hparams: dict) -> None:
     plugin = v.metadata.plugin_data.plugin_name
     t = v.tensor
     if plugin == "hparams":
         hparams.update(_hparams(v.metadata.plugin_data.content))
     elif t.string_val:
         texts[v.tag] = t.string_val[0].decode("utf-8", "replace")
-    elif plugin in ("scalars", "") and t.dtype in (1, 2):  # DT_FLOAT, DT_DOUBLE written as tensors (TF2)
+    elif v.tag in scalars and plugin in ("scalars", "") and t.dtype in (1, 2):  # DT_FLOAT/DOUBLE tensors (TF2)
         from tensorboard.util import tensor_util
         a = tensor_util.make_ndarray(t)
         if a.size == 1:
@@ -152,11 +160,12 @@ def _series(scalars: dict, tags: tuple[str, str | None], mode: str) -> Episodes 
 
 def read_tensorboard(paths: list[Path], source: str, tag: str | None = None) -> list[RunRecord]:
     """One run from the event files of one run folder."""
-    scalars, texts, hparams = read_scalars(paths)
+    wanted = frozenset(t for pair in (CLEANRL, CLEANRL_EVAL, SB3, SB3_EVAL) for t in pair if t) | ({tag} if tag else set())
+    scalars, texts, hparams, seen = read_scalars(paths, wanted)
     notes: tuple[str, ...] = ()
     if tag is not None:
         if tag not in scalars:
-            raise ImportProblem(source, f"--tag {tag!r} not found; scalar tags here: {', '.join(sorted(scalars)) or 'none'}")
+            raise ImportProblem(source, f"--tag {tag!r} not found; tags here: {', '.join(sorted(seen)[:12]) or 'none'}")
         layouts = [((tag, CLEANRL[1] if tag == CLEANRL[0] else SB3[1] if tag == SB3[0] else None), "train")]
         if tag == SB3[0]:
             notes = (SB3_NOTE,)
@@ -165,8 +174,8 @@ def read_tensorboard(paths: list[Path], source: str, tag: str | None = None) -> 
     elif SB3[0] in scalars or SB3_EVAL[0] in scalars:
         layouts, notes = [(SB3, "train"), (SB3_EVAL, "eval")], (SB3_NOTE,) if SB3[0] in scalars else ()
     else:
-        raise ImportProblem(source, f"no episodic return tag ({CLEANRL[0]} or {SB3[0]}); scalar tags here: "
-                            f"{', '.join(sorted(scalars)[:12]) or 'none'}; name one with --tag")
+        raise ImportProblem(source, f"no episodic return tag ({CLEANRL[0]} or {SB3[0]}); tags here: "
+                            f"{', '.join(sorted(seen)[:12]) or 'none'}; name one with --tag")
     parts = [e for e in (_series(scalars, tags, mode) for tags, mode in layouts) if e is not None]
     episodes = Episodes.concat(parts)
     hp = cleanrl_hyperparameters(texts.get("hyperparameters/text_summary", ""))
