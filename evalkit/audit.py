@@ -329,6 +329,8 @@ def _imported_notes(runs: pd.DataFrame) -> tuple[str, ...]:
     (can if hp else cannot).append("edge (on the values tried; logs do not record the declared search range)" if hp
                                    else "edge (no swept hyperparameter)")
     (can if hp else cannot).append("budget_curve (settings per algorithm)" if hp else "budget_curve (one setting each)")
-    return ("imported data: the audit can check " + "; ".join(can),
-            "imported data: it cannot check " + ("; ".join(cannot) or "nothing left out") + " (those verdicts are "
-            "about what was imported, not about how the runs were tuned)")
+    lines = ["imported data: the audit can check " + "; ".join(can)]
+    if cannot:
+        lines.append("imported data: it cannot check " + "; ".join(cannot) + " (those verdicts describe what was "
+                     "imported, not how the runs were tuned)")
+    return tuple(lines)

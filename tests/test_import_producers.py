@@ -91,6 +91,25 @@ def test_cleanrl_tensorboard_runs_with_hyperparameters_feed_sensitivity_audit_an
     assert "CartPole-v1" in capsys.readouterr().out
 
 
+def test_sweep_imported_as_stage_one_and_final_runs_as_stage_two_feed_chs(cleanrl_sweep, tmp_path, capsys):
+    root, _ = cleanrl_sweep
+    rng = np.random.default_rng(5)
+    for alg in ("dqn", "c51"):
+        for seed in (11, 12, 13):
+            cleanrl_run(tmp_path / "final", "CartPole-v1", alg, seed, 0.001, rng)
+    base = ["--name", "chs", "--root", str(tmp_path / "r")]
+    assert cli.main(["import", str(root / "runs"), *base, "--phase", "tune", "--workers", "1"]) == 0
+    assert cli.main(["import", str(tmp_path / "final" / "runs"), *base]) == 0
+    capsys.readouterr()
+    assert cli.main(["chs", str(tmp_path / "r" / "chs"), "--reps", "100"]) == 0
+    out = capsys.readouterr().out
+    assert "CHS score of the stage-2 runs" in out and "dqn" in out and "c51" in out
+    assert cli.main(["audit", str(tmp_path / "r" / "chs"), "--reps", "50"]) == 0
+    out = capsys.readouterr().out
+    assert "seeds (recorded seeds of tuning and evaluation runs)" in out and "it cannot check" not in out
+    assert "[pass] seeds        3 evaluation seeds, disjoint from 3 tuning seeds" in out
+
+
 def test_reimport_adds_only_new_runs_and_rereads_changed_ones(cleanrl_sweep, tmp_path, capsys):
     root, _ = cleanrl_sweep
     s1 = importers.import_path(root / "runs", "again", tmp_path)
