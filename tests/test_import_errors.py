@@ -128,7 +128,7 @@ def test_two_sources_with_one_identity_are_refused(tmp_path):
     with pytest.raises(EvalkitError, match=r"y/seed1/ppo.monitor.csv: same algorithm 'ppo', env 'CartPole-v1', seed 1.*"
                                            r"as a run of .*x/seed1/ppo.monitor.csv; tell them apart with --pattern"):
         importers.import_path(tmp_path / "a", "s", tmp_path / "r", pattern="seed{seed}/{algorithm}")
-    with pytest.raises(EvalkitError, match=r"seed not recorded in the files; --pattern '{algorithm}' has no {seed}"):
+    with pytest.raises(EvalkitError, match=r"seed not recorded in the files; --pattern '{algorithm}' has no {seed} or {run}"):
         importers.import_path(tmp_path / "a", "s", tmp_path / "r", pattern="{algorithm}")
 
 

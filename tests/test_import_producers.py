@@ -145,7 +145,7 @@ def test_sb3_monitor_and_tensorboard_logger(tmp_path, one_torch_thread):
     # the SB3 TensorBoard logger: rollout/ep_rew_mean, env and seed only from the path
     with pytest.raises(EvalkitError, match=r"PPO_1: algorithm, env, seed not recorded in the files; give --pattern"):
         importers.import_path(logs / "tb", "tb", tmp_path / "r")
-    s = importers.import_path(logs / "tb", "tb", tmp_path / "r", pattern="{env}/{algorithm}_{seed}")
+    s = importers.import_path(logs / "tb", "tb", tmp_path / "r", pattern="{env}/{algorithm}_{run}")
     assert s.added == 1 and any("rollout/ep_rew_mean" in n for n in s.notes)
     tb = store.load(tmp_path / "r" / "tb")
     import tbparse  # an independent reader of the same file

@@ -107,14 +107,18 @@ def apply_pattern(record: RunRecord, pattern: Pattern | None, candidates: tuple[
 
 
 def complete(record: RunRecord, pattern: Pattern | None) -> RunRecord:
-    """Check the identity is complete and its names are safe; the run index defaults to the seed."""
+    """Check the identity is complete and its names are safe; the run index and the seed stand in
+    for each other when only one is known (SB3's PPO_1, PPO_2 folders count runs)."""
+    if record.seed is None and record.run is not None:
+        record = record.with_(seed=record.run)
     missing = record.missing()
     if missing:
         absent = [k for k in missing if k not in pattern.regex.groupindex] if pattern else []
         how = (f"--pattern {pattern.text!r} has no {', '.join('{' + k + '}' for k in absent)}" if absent else
                f"--pattern {pattern.text!r} did not match its path" if pattern else
                "give --pattern, e.g. --pattern \"{algorithm}/{env}__{seed}\"")
-        raise ImportProblem(record.source, f"{', '.join(missing)} not recorded in the files; {how}")
+        raise ImportProblem(record.source, f"{', '.join(missing)} not recorded in the files; {how}"
+                            .replace("has no {seed}", "has no {seed} or {run}"))
     record = record.with_(algorithm=safe_name(record.algorithm, record.source, "algorithm"),
                           env=safe_name(record.env, record.source, "env"))
     return record if record.run is not None else record.with_(run=record.seed)

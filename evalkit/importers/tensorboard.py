@@ -166,8 +166,9 @@ def read_tensorboard(paths: list[Path], source: str, tag: str | None = None) -> 
     if tag is not None:
         if tag not in scalars:
             raise ImportProblem(source, f"--tag {tag!r} not found; tags here: {', '.join(sorted(seen)[:12]) or 'none'}")
-        layouts = [((tag, CLEANRL[1] if tag == CLEANRL[0] else SB3[1] if tag == SB3[0] else None), "train")]
-        if tag == SB3[0]:
+        lengths = {CLEANRL[0]: CLEANRL[1], SB3[0]: SB3[1], SB3_EVAL[0]: SB3_EVAL[1]}
+        layouts = [((tag, lengths.get(tag)), "eval" if tag.startswith("eval/") else "train")]
+        if tag in (SB3[0], SB3_EVAL[0]):
             notes = (SB3_NOTE,)
     elif CLEANRL[0] in scalars:
         layouts = [(CLEANRL, "train"), (CLEANRL_EVAL, "eval")]
