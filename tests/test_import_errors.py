@@ -174,3 +174,15 @@ def test_cli_mistakes_are_one_line(tmp_path, capsys, args, message):
     code = cli.main(["import", *[a.format(tmp=tmp_path) for a in args], "--name", "s", "--root", str(tmp_path / "r")])
     err = capsys.readouterr().err
     assert code == 2 and message in err and len(err.strip().splitlines()) == 1, err
+
+
+def test_files_of_no_known_format_are_counted_not_read(tmp_path):
+    monitor_file(tmp_path / "a" / "ppo" / "seed1.monitor.csv", [1.0])
+    (tmp_path / "a" / "notes.txt").write_text("hello")
+    (tmp_path / "a" / "other.json").write_text('{"lr": 0.1}')
+    # an evalkit study store inside the folder: its run files and analysis tables are not logs to import
+    importers.import_path(tmp_path / "a", "inner", tmp_path / "a" / "results", pattern="{algorithm}/seed{seed}")
+    (tmp_path / "a" / "results" / "inner" / "analysis").mkdir()
+    (tmp_path / "a" / "results" / "inner" / "analysis" / "audit.csv").write_text("algorithm,rule,verdict\na,b,pass\n")
+    s = importers.import_path(tmp_path / "a", "outer", tmp_path / "r", pattern="{algorithm}/seed{seed}")
+    assert (s.added, s.ignored) == (1, 5)  # txt, json, run parquet, imports.json, audit.csv

@@ -52,7 +52,7 @@ def discover(path: Path, fmt: str | None = None, exclude: frozenset[Path] = froz
     if not path.exists():
         raise ImportProblem(path, "expected an existing file or folder")
     if path.is_file():
-        return Found((_file_source(path, path.parent, fmt, strict=True),), (), 0)
+        return Found((_file_source(path, fmt, strict=True),), (), 0)
     sources: list[Source] = []
     configs: list[Path] = []
     ignored = 0
@@ -78,7 +78,7 @@ def discover(path: Path, fmt: str | None = None, exclude: frozenset[Path] = froz
             p = folder_p / f
             if f.startswith(TB_PREFIX) or monitor.VEC_MONITOR.match(f) or (folder_p.name == "files" and f == "config.yaml"):
                 continue
-            s = _file_source(p, path, None, strict=False)
+            s = _file_source(p, None, strict=False)
             if s is None or fmt not in (None, s.format):
                 ignored += 1
             else:
@@ -97,7 +97,7 @@ def _zoo_files(run_dir: Path) -> tuple[Path, ...]:
     return tuple(files)
 
 
-def _file_source(p: Path, root: Path, fmt: str | None, strict: bool) -> Source | None:
+def _file_source(p: Path, fmt: str | None, strict: bool) -> Source | None:
     """The source one file is, by --format or by its name and first bytes; None (or an error) if none."""
     key = _key(p)
     if fmt is not None:
@@ -115,7 +115,7 @@ def _file_source(p: Path, root: Path, fmt: str | None, strict: bool) -> Source |
             return Source("table", (p,), key)
         return None
     if name.endswith(".parquet"):
-        return Source("table", (p,), key)
+        return Source("table", (p,), key) if strict or tables.is_long_table(_parquet_columns(p)) else None
     if name.endswith(".npz"):
         return Source("matrix", (p,), key) if strict or name != "evaluations.npz" else None
     if name.endswith(".json"):
@@ -127,6 +127,15 @@ def _file_source(p: Path, root: Path, fmt: str | None, strict: bool) -> Source |
         raise ImportProblem(p, "expected a .csv, .parquet, .npz or .json file, a TensorBoard event file "
                             f"({TB_PREFIX}.*), an SB3 monitor CSV or a folder of runs")
     return None
+
+
+def _parquet_columns(p: Path) -> list[str]:
+    """Column names from the footer (evalkit's own run files have no algorithm column: not a table)."""
+    try:
+        import pyarrow.parquet as pq
+        return list(pq.read_schema(p).names)
+    except Exception:  # not Parquet at all: not a table either
+        return []
 
 
 def _json_kind(p: Path) -> str | None:

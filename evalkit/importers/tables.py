@@ -23,11 +23,12 @@ from evalkit import spec
 from evalkit.importers.records import Episodes, ImportProblem, RunRecord
 
 ALIASES = {"task": "env", "seed": "run", "seed_index": "run", "ret": "return", "episode_return": "return"}
-LONG_COLUMNS = {"algorithm", "env", "task", "run", "seed", "seed_index", "step", "return"}
 
 
 def is_long_table(header: list[str]) -> bool:
-    return {"algorithm", "step", "return"} <= set(header) or len(LONG_COLUMNS & set(header)) >= 4
+    """Columns of an episode table: algorithm, step, return and an env (or task) column."""
+    cols = set(header)
+    return {"algorithm", "step", "return"} <= cols and bool({"env", "task"} & cols)
 
 
 def read_long_table(path: Path) -> pd.DataFrame:
