@@ -125,13 +125,23 @@ def test_reimport_adds_only_new_runs_and_rereads_changed_ones(cleanrl_sweep, tmp
 def test_sb3_monitor_and_tensorboard_logger(tmp_path, one_torch_thread):
     import gymnasium as gym
     from stable_baselines3 import PPO
+    from stable_baselines3.common.callbacks import BaseCallback
+    from stable_baselines3.common.logger import HParam
     from stable_baselines3.common.monitor import Monitor
+
+    class RecordHyperparameters(BaseCallback):  # SB3's documented way to log hyperparameters
+        def _on_training_start(self) -> None:
+            hp = {"learning_rate": self.model.learning_rate, "n_steps": self.model.n_steps}
+            self.logger.record("hparams", HParam(hp, {"rollout/ep_rew_mean": 0}), exclude=("stdout", "log", "json", "csv"))
+
+        def _on_step(self) -> bool:
+            return True
     logs = tmp_path / "logs"
     (logs / "ppo").mkdir(parents=True)
     env = Monitor(gym.make("CartPole-v1"), str(logs / "ppo" / "seed3"))
     model = PPO("MlpPolicy", env, n_steps=64, batch_size=32, n_epochs=1, seed=3, device="cpu",
                 tensorboard_log=str(logs / "tb" / "CartPole-v1"))
-    model.learn(320)
+    model.learn(320, callback=RecordHyperparameters())
     env.close()
     written = pd.read_csv(logs / "ppo" / "seed3.monitor.csv", skiprows=1)
     assert len(written) >= 5
@@ -153,6 +163,7 @@ def test_sb3_monitor_and_tensorboard_logger(tmp_path, one_torch_thread):
     ref = ref[ref["tag"] == "rollout/ep_rew_mean"]
     assert tb["step"].tolist() == ref["step"].tolist() and np.allclose(tb["return"], ref["value"])
     assert (tb["algorithm"].iloc[0], tb["env"].iloc[0], tb["seed"].iloc[0]) == ("PPO", "CartPole-v1", 1)
+    assert (tb["hp.learning_rate"].iloc[0], tb["hp.n_steps"].iloc[0]) == (0.0003, 64)  # from SB3's HParam record
     # the mean of the last 100 Monitor episodes at the last logging step
     last = tb["step"].max()
     done = written[written["l"].cumsum() <= last]["r"]

@@ -91,8 +91,8 @@ def read_scalars(paths: list[Path], wanted: frozenset[str]) -> tuple[dict[str, t
                         _tensor(v, event.step, scalars, texts, hparams)
                 elif tag not in seen:
                     seen.add(tag)
-                if s is None and v.HasField("tensor") and (v.tensor.string_val or v.metadata.plugin_data.plugin_name
-                                                           == "hparams"):
+                if s is None and (v.HasField("tensor") and v.tensor.string_val
+                                  or v.metadata.plugin_data.plugin_name == "hparams"):  # hparams: metadata only
                     _tensor(v, event.step, scalars, texts, hparams)
     return {t: s for t, s in scalars.items() if s[0]}, texts, hparams, seen | {t for t, s in scalars.items() if s[0]}
 
