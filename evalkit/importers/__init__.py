@@ -113,8 +113,8 @@ def import_path(path: str | Path, name: str, root: str | Path = "results", *, fm
     summary = ImportSummary(Path(root) / name, ignored=found.ignored)
     configs = _wandb_configs(found.configs, summary)
     # everything that shapes a source's runs: a change re-reads the source on the next import
-    options = {"pattern": pattern, "tag": tag, "phase": phase, "reference": _ref_key(refs), "format": fmt, "steps": steps,
-               "wandb_configs": writer.content_hash(found.configs, {}) if found.configs else None}
+    options = {"pattern": pattern, "tag": tag, "phase": phase, "reference": _ref_key(refs), "format": fmt,
+               "steps": steps, "wandb_configs": writer.content_hash(found.configs, {}) if found.configs else None}
     stage = writer.Staging(Path(root), name).open()
     try:
         job = _Job(stage, name, compiled, configs, refs, phase, steps, on_error, summary)
