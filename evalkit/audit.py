@@ -61,7 +61,7 @@ class AuditResult:
     findings: tuple[Finding, ...]
     budgets: pd.DataFrame
     curves: pd.DataFrame
-    notes: tuple[str, ...] = ()
+    notes: tuple[str, ...] = ()  # accounting, divergence policy and what imported data lets the rules check
 
     def verdicts(self) -> dict[str, str]:
         out: dict[str, str] = {}
@@ -74,7 +74,7 @@ class AuditResult:
         return pd.DataFrame([f.__dict__ for f in self.findings], columns=["algorithm", "rule", "verdict", "evidence"])
 
     def render(self) -> str:
-        lines = ["tuning budget per algorithm (from the stored tuning runs):",
+        lines = [*self.notes, "" if self.notes else None, "tuning budget per algorithm (from the stored tuning runs):",
                  self.budgets.to_string(index=False) if len(self.budgets) else "  (no tuning runs)", ""]
         for alg, verdict in sorted(self.verdicts().items()):
             lines.append(f"{alg}: {verdict.upper()}")
@@ -389,4 +389,31 @@ def audit(study: Study, study_dir: Path, reps: int = 1000, seed: int = 0, result
                                                     "budget_curve")).index(f.rule)))
     notes = accounting.note_lines(runs, ("phase", "algorithm", "env"), "runs") + notes
     notes.append(f"divergence policy: {accounting.DIVERGENCE_POLICY}")
+    from evalkit.status import is_imported
+    if is_imported(study):
+        notes = list(_imported_notes(runs)) + notes
     return AuditResult(tuple(findings), budgets, curves, tuple(notes))
+
+
+def _imported_notes(runs: pd.DataFrame) -> tuple[str, ...]:
+    """Which rules imported logs can support: they record runs, seeds and (often) hyperparameters,
+    but not the study's declared search ranges, and a tuning stage only where imported as one."""
+    hp = [c for c in runs.columns if c.startswith("hp.") and runs[c].nunique() > 1]
+    tuned = (runs["phase"] == "tune").any()
+    both = tuned and (runs["phase"] == "eval").any()
+    can = ["runs (recorded scores)"]
+    cannot = []
+    (can if tuned else cannot).append("budget (" + ("env steps of the imported tuning runs)" if tuned else
+                                                    "no tuning stage recorded: import the sweep with --phase tune)"))
+    (can if hp else cannot).append(f"search_space ({len(hp)} swept hyperparameters recorded)" if hp else
+                                   "search_space (no hyperparameter varies in the imported runs)")
+    (can if both else cannot).append("seeds (recorded seeds of tuning and evaluation runs)" if both else
+                                     "seeds (needs tuning and evaluation runs: import both, with --phase)")
+    (can if hp else cannot).append("edge (on the values tried; logs do not record the declared search range)" if hp
+                                   else "edge (no swept hyperparameter)")
+    (can if hp else cannot).append("budget_curve (settings per algorithm)" if hp else "budget_curve (one setting each)")
+    lines = ["imported data: the audit can check " + "; ".join(can)]
+    if cannot:
+        lines.append("imported data: it cannot check " + "; ".join(cannot) + " (those verdicts describe what was "
+                     "imported, not how the runs were tuned)")
+    return tuple(lines)

@@ -353,10 +353,21 @@ def cmd_reliability(args: argparse.Namespace) -> int:
 
 
 def cmd_import(args: argparse.Namespace) -> int:
-    from evalkit import importer
-    n = importer.import_file(args.file, args.name, args.root)
-    print(f"imported {n} runs into {Path(args.root) / args.name}; analyse with e.g. "
-          f"'evalkit report {Path(args.root) / args.name}'")
+    from evalkit import importers
+    s = importers.import_path(args.path, args.name, args.root, fmt=args.format, pattern=args.pattern, tag=args.tag,
+                              reference=args.reference, phase=args.phase, steps=args.steps, on_error=args.on_error,
+                              workers=args.workers, progress=not args.no_progress)
+    for line in s.problems:
+        print(f"skipped: {line}", file=sys.stderr)
+    for note in s.notes:
+        print(f"note: {note}")
+    formats = ", ".join(f"{n} {f}" for f, n in sorted(s.formats.items())) or "none"
+    rate = f", {s.sources / s.seconds:.1f} sources/s" if s.seconds > 0 and s.sources else ""
+    print(f"imported {s.added} new and {s.replaced} updated runs from {s.sources} sources ({formats}){rate}; "
+          f"{s.unchanged} sources unchanged since the last import, {len(s.problems)} skipped, {s.ignored} files "
+          f"of no known format -> {s.study_dir}")
+    print(f"analyse with e.g. 'evalkit report {s.study_dir}', 'evalkit audit {s.study_dir}', "
+          f"'evalkit sensitivity {s.study_dir}'")
     return 0
 
 
@@ -494,10 +505,27 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--permutations", type=int, default=1000, help="permutations per test (default: 1000)")
     p.add_argument("--seed", type=int, default=0)
 
-    p = command("import", cmd_import, "import a CSV/Parquet long table or .npz/JSON score matrices as a study")
-    p.add_argument("file", help="CSV or Parquet (algorithm, env, run, step, return[, hp.*, phase]), or .npz/.json")
+    p = command("import", cmd_import, "import existing results (TensorBoard, SB3 monitor, rl-zoo3, W&B, JSON "
+                "scores, CSV/Parquet) with their hyperparameters as a study")
+    p.add_argument("path", help="a file or a folder of runs (formats are detected; see --format)")
     p.add_argument("--name", required=True, help="study name for the imported data")
     _add_root(p)
+    p.add_argument("--format", choices=("tensorboard", "monitor", "zoo", "wandb", "scores", "table", "matrix"),
+                   help="read only this format (default: detect per file)")
+    p.add_argument("--pattern", help='identity from the path where the files do not record it, e.g. '
+                   '"{algorithm}/{env}__{seed}" (fields: algorithm, env, seed, run, hp.NAME, _)')
+    p.add_argument("--tag", help="the episodic-return tag or metric (default per layout: charts/episodic_return, "
+                   "rollout/ep_rew_mean)")
+    p.add_argument("--reference", metavar="HIGH,LOW",
+                   help="min-max normalize: human.json,random.json ({task: score}, the 1 then the 0) or one CSV")
+    p.add_argument("--phase", choices=("tune", "eval"), default="eval",
+                   help="store the runs as tuning (stage 1) or evaluation runs (default: eval)")
+    p.add_argument("--steps", type=int, help="step budget of runs whose files do not record it (default: their "
+                   "last logged step); 'final' scores the last 10%% of it")
+    p.add_argument("--on-error", choices=("skip", "stop"), default="stop",
+                   help="a malformed source: skip it (one line each) or import nothing (default: stop)")
+    p.add_argument("--workers", type=int, default=2, help="reader processes (default: 2)")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar")
 
     p = command("clean", cmd_clean, "remove failure records (stored runs are never removed)")
     p.add_argument("study")

@@ -10,6 +10,7 @@ import pandas as pd
 import pyarrow.dataset as ds
 import pytest
 
+from evalkit.importers import tables
 from evalkit import catalog, cli, importer, packing, results, runner, seeding, spec, status, store
 
 DATA = Path(__file__).resolve().parent / "data"
@@ -201,7 +202,7 @@ def test_import_matches_the_per_run_writer_it_replaces(tmp_path):
     df = pd.DataFrame({"algorithm": ["x"] * 6, "env": ["E"] * 6, "run": [0, 0, 0, 1, 1, 1],
                        "step": [30, 10, 20, 10, 20, 30], "return": [3.0, 1.0, 2.0, 4.0, 5.0, 6.0],
                        "hp.n": ["2", "2", "2", "2", "2", "2"], "phase": "eval", "mode": "train"})
-    episodes, runs = importer.runs_of_table(df, "old", ["hp.n"])
+    episodes, runs = tables.runs_of_table(df, "old", ["hp.n"])
     rid = seeding.short_hash(spec.canonical_json({"imported": "old", "algorithm": "x", "env": "E",
                                                   "phase": "eval", "run": 0, "config": {"n": 2}}))
     assert rid in set(runs["run_id"])
