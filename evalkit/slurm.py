@@ -123,12 +123,14 @@ srun --nodes=1 --ntasks=1 -w "$head_node" \\
     --num-cpus="$CPUS" --num-gpus="$GPUS" --include-dashboard=false --disable-usage-stats &
 "$PYTHON" -m evalkit.slurm wait-nodes "$address" 1 --timeout "${{EVALKIT_NODE_WAIT_S:-300}}"
 
-for node in "${{nodes[@]:1}}"; do
-    srun --nodes=1 --ntasks=1 -w "$node" \\
+# one worker node at a time, each waited for (Ray's script sleeps between them): two nodes
+# starting on one host at once can race for a port
+for ((i = 1; i < ${{#nodes[@]}}; i++)); do
+    srun --nodes=1 --ntasks=1 -w "${{nodes[$i]}}" \\
         $RAY start --block --address="$address" ${{EVALKIT_NODE_IP:+--node-ip-address="$EVALKIT_NODE_IP"}} \\
         --num-cpus="$CPUS" --num-gpus="$GPUS" --disable-usage-stats &
+    "$PYTHON" -m evalkit.slurm wait-nodes "$address" $((i + 1)) --timeout "${{EVALKIT_NODE_WAIT_S:-300}}"
 done
-"$PYTHON" -m evalkit.slurm wait-nodes "$address" "${{#nodes[@]}}" --timeout "${{EVALKIT_NODE_WAIT_S:-300}}"
 
 "$PYTHON" -m evalkit.cli run "$STUDY" --root "$ROOT" --address "$address" --retries {job.retries} --no-progress
 """

@@ -77,7 +77,7 @@ def stub_env(tmp_path: Path) -> dict[str, str]:
     env.update(PATH=f"{bin_dir}{os.pathsep}{env['PATH']}", STUB_NODES=str(tmp_path / "nodes"),
                STUB_TEMP=tempfile.mkdtemp(prefix="rk", dir="/tmp"), STUB_PYTHON=sys.executable,
                EVALKIT_RAY=str(bin_dir / "ray"), EVALKIT_HEAD_IP="127.0.0.1", EVALKIT_NODE_IP="127.0.0.1",
-               EVALKIT_RAY_PORT=str(free_port()), EVALKIT_NODE_WAIT_S="240")
+               EVALKIT_RAY_PORT=str(free_port()), EVALKIT_NODE_WAIT_S="150")
     env.pop("RAY_AUTH_TOKEN")  # the script makes its own per-job token
     (tmp_path / "nodes").mkdir()
     return env
