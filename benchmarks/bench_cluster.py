@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import secrets
 import statistics
 import sys
 import tempfile
@@ -28,6 +29,9 @@ from pathlib import Path
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
 os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
+# this driver joins the clusters below with their token, read by Ray when it is first imported
+TOKEN = secrets.token_hex(32)
+os.environ.update(RAY_AUTH_MODE="token", RAY_AUTH_TOKEN=TOKEN)
 
 from evalkit import runner, spec  # noqa: E402
 from tests.local_cluster import LocalCluster  # noqa: E402
@@ -52,7 +56,7 @@ def study(folder: Path, name: str, runs: int, steps: int) -> spec.Study:
 def runs_per_second(cluster: LocalCluster, runs: int, steps: int) -> float:
     """Join ``cluster`` in this process, warm it up, and time one study; returns runs/s."""
     import ray
-    os.environ.update({k: cluster.env()[k] for k in ("RAY_AUTH_MODE", "RAY_AUTH_TOKEN", "PYTHONPATH")})
+    os.environ["PYTHONPATH"] = cluster.env()["PYTHONPATH"]
     options = runner.Options(address=cluster.address, progress=False)
     with tempfile.TemporaryDirectory() as tmp:
         runner.init_ray(options)
@@ -79,7 +83,7 @@ def main() -> int:
     results: dict[str, list[float]] = {k: [] for k in layouts}
     for rep in range(args.reps):
         for name, layout in layouts.items():
-            with LocalCluster(**layout) as cluster:
+            with LocalCluster(token=TOKEN, **layout) as cluster:
                 rate = runs_per_second(cluster, args.runs, args.steps)
             results[name].append(rate)
             print(f"rep {rep + 1}: {name}: {rate:.3f} runs/s", flush=True)

@@ -4,6 +4,10 @@ A run is done when its Parquet file exists and reads back; everything else is (r
 is one Ray task returning its episodes to the driver, which writes every file. A run that fails
 is recorded in ``failures/<run_id>.json`` and retried up to ``retries`` times; the others go on.
 Ctrl-C cancels what is in flight and keeps every completed run.
+
+On a cluster (``address``): runs whose node dies are retried on the other nodes (cause
+``node lost``, naming the node), a lost head ends the study in one line, and a run whose resource
+request no node can meet is refused before anything runs. Run files record node id and hostname.
 """
 
 from __future__ import annotations
@@ -305,8 +309,11 @@ class _HeadWatch:
         self.dir, self.target, self.misses, self.last = study_dir, None, 0, time.time()
         if address:
             import ray
-            host, _, port = ray.get_runtime_context().gcs_address.rpartition(":")
-            self.target = (host.strip("[]"), int(port))
+            try:
+                host, _, port = ray.get_runtime_context().gcs_address.rpartition(":")
+                self.target = (host.strip("[]"), int(port))
+            except Exception:  # no GCS address to probe (e.g. Ray Client): Ray's own handling applies
+                self.target = None
 
     def check(self, in_flight: int) -> None:
         if self.target is None or time.time() - self.last < self.every_s:
@@ -378,6 +385,7 @@ def init_ray(options: Options) -> None:
             # keep a cluster on this machine on 127.0.0.1: Ray otherwise swaps a loopback address
             # for the machine's routable one (services.resolve_ip_for_localhost)
             ray_constants.ENABLE_RAY_CLUSTER = False
+        _probe_head(options.address)
         try:
             ray.init(address=options.address, log_to_driver=False, logging_level="ERROR")
         except (ConnectionError, RuntimeError, ValueError) as exc:
@@ -392,6 +400,19 @@ def init_ray(options: Options) -> None:
         ray.init(address="local", num_cpus=options.workers, include_dashboard=options.dashboard,
                  dashboard_host="127.0.0.1",
                  _node_ip_address="127.0.0.1", log_to_driver=False, logging_level="ERROR")
+
+
+def _probe_head(address: str, timeout_s: float = 5.0) -> None:
+    """Fail in one line, at once, when nothing listens at a ``HOST:PORT`` address (``ray.init``
+    would retry for minutes). ``auto`` and ``ray://`` addresses are left to Ray."""
+    host, _, port = address.rpartition(":")
+    if "://" in address or not host or not port.isdigit():
+        return
+    try:
+        socket.create_connection((host.strip("[]"), int(port)), timeout=timeout_s).close()
+    except OSError as exc:
+        raise EvalkitError(f"--address {address}: expected a running Ray cluster's head (its GCS port), "
+                           f"found nothing answering ({exc.strerror or exc})") from None
 
 
 def _is_loopback(address: str) -> bool:

@@ -10,6 +10,7 @@ import importlib
 import math
 import resource
 import socket
+import sys
 import time
 import traceback
 from dataclasses import dataclass, field
@@ -37,11 +38,11 @@ class Outcome:
 def where() -> tuple[str, str]:
     """(Ray node id, hostname) of this process: which node of a cluster executes a run."""
     node_id = ""
+    ray = sys.modules.get("ray")  # never import Ray (a second) just to learn that it is not running
     try:
-        import ray
-        if ray.is_initialized():
+        if ray is not None and ray.is_initialized():
             node_id = ray.get_runtime_context().get_node_id() or ""
-    except Exception:  # outside Ray, or a Ray without a runtime context: no node id to record
+    except Exception:  # a Ray without a runtime context here: no node id to record
         node_id = ""
     return node_id, socket.gethostname()
 

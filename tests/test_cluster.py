@@ -75,6 +75,16 @@ def serial_returns(study: Path, root: Path) -> dict:
     return stored_returns(root / s.name)
 
 
+def test_an_address_where_no_cluster_answers_is_one_line(tmp_path):
+    from tests.local_cluster import free_port
+    proc = subprocess.run([sys.executable, "-m", "evalkit.cli", "run", str(write(tmp_path, "none")), "--address",
+                           f"127.0.0.1:{free_port()}", "--root", str(tmp_path), "--no-progress"],
+                          capture_output=True, text=True, timeout=120, cwd=Path(__file__).resolve().parents[1])
+    assert proc.returncode == 2 and "Traceback" not in proc.stderr
+    (line,) = proc.stderr.strip().splitlines()
+    assert "expected a running Ray cluster's head" in line
+
+
 def test_every_node_is_on_loopback(cluster):
     for node in cluster.nodes:
         args = node.raylet_args()
