@@ -2,9 +2,9 @@
 nodes with 1 CPU each (the same CPUs in total), through ``evalkit.runner.run_study`` joined with
 ``--address``, as ``evalkit run --address`` does.
 
-Usage (about 3 minutes on 2 loaded cores at the defaults)::
+Usage (about 6 minutes on 2 loaded cores at the defaults)::
 
-    python benchmarks/bench_cluster.py [--runs 8] [--steps 20000] [--reps 2]
+    python benchmarks/bench_cluster.py [--runs 16] [--steps 20000] [--reps 3]
 
 Both clusters are real: separate ``ray start`` processes on 127.0.0.1 (tests/local_cluster.py).
 One node: a head with 2 CPUs. Two nodes: a head with 1 CPU and a worker node with 1 CPU, so half
@@ -74,9 +74,9 @@ def runs_per_second(cluster: LocalCluster, runs: int, steps: int) -> float:
 
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--runs", type=int, default=8)
+    ap.add_argument("--runs", type=int, default=16)
     ap.add_argument("--steps", type=int, default=20_000)
-    ap.add_argument("--reps", type=int, default=2)
+    ap.add_argument("--reps", type=int, default=3)
     args = ap.parse_args()
     layouts = {"1 node x 2 CPUs": dict(head_cpus=2, worker_cpus=()),
                "2 nodes x 1 CPU": dict(head_cpus=1, worker_cpus=(1,))}

@@ -139,25 +139,39 @@ class LocalCluster:
         name = name or f"worker{len(self.nodes)}"
         return self._start_node(name, [f"--address={self.address}", f"--num-cpus={cpus}", f"--num-gpus={gpus}"])
 
-    def _start_node(self, name: str, args: list[str], timeout: float = 90) -> Node:
-        cwd = self.root / name
-        cwd.mkdir(parents=True, exist_ok=True)
-        log = self.root / f"{name}.log"
-        cmd = [*loopback_ray(), "start", "--block", "--node-ip-address=127.0.0.1", "--disable-usage-stats",
-               f"--temp-dir={self.temp}", f"--node-manager-port={free_port()}",
-               f"--object-manager-port={free_port()}", f"--dashboard-agent-listen-port={free_port()}",
-               "--min-worker-port=0", "--max-worker-port=0", *args]
-        with open(log, "wb") as fh:
-            proc = subprocess.Popen(cmd, cwd=cwd, env=self.env(), stdout=fh, stderr=subprocess.STDOUT,
-                                    start_new_session=True)
-        node = Node(proc, cwd, log)
-        self.nodes.append(node)
-        deadline = time.time() + timeout
-        while b"Ray runtime started" not in log.read_bytes():
-            if proc.poll() is not None or time.time() > deadline:
-                raise RuntimeError(f"Ray node {name} did not start:\n" + log.read_text()[-3000:])
-            time.sleep(0.2)
-        return node
+    def _start_node(self, name: str, args: list[str], timeout: float = 90, attempts: int = 2) -> Node:
+        """Start one node and wait until it has registered. A worker node that fails to come up
+        is started once more (fresh ports): on a machine loaded far past its cores, Ray gives a
+        raylet 30 s to register, which a start-up can miss; the error says what Ray logged."""
+        for attempt in range(attempts):
+            cwd = self.root / name
+            cwd.mkdir(parents=True, exist_ok=True)
+            log = self.root / f"{name}.{attempt}.log"
+            cmd = [*loopback_ray(), "start", "--block", "--node-ip-address=127.0.0.1", "--disable-usage-stats",
+                   f"--temp-dir={self.temp}", f"--node-manager-port={free_port()}",
+                   f"--object-manager-port={free_port()}", f"--dashboard-agent-listen-port={free_port()}",
+                   "--min-worker-port=0", "--max-worker-port=0", *args]
+            with open(log, "wb") as fh:
+                proc = subprocess.Popen(cmd, cwd=cwd, env=self.env(), stdout=fh, stderr=subprocess.STDOUT,
+                                        start_new_session=True)
+            node = Node(proc, cwd, log)
+            deadline = time.time() + timeout
+            while b"Ray runtime started" not in log.read_bytes() and proc.poll() is None and time.time() < deadline:
+                time.sleep(0.2)
+            if b"Ray runtime started" in log.read_bytes():
+                self.nodes.append(node)
+                return node
+            _stop(proc)
+            if "--head" in args or attempt == attempts - 1:
+                raise RuntimeError(f"Ray node {name} did not start:\n{log.read_text()[-2000:]}\n{self._raylet_errors()}")
+        raise AssertionError("unreachable")
+
+    def _raylet_errors(self) -> str:
+        """The error lines of every raylet log of this cluster (why a node did not come up)."""
+        lines = []
+        for path in sorted(Path(self.temp).glob("session_*/logs/raylet*.out")):
+            lines += [f"{path.name}: {ln}" for ln in path.read_text(errors="replace").splitlines() if " E " in ln][-5:]
+        return "\n".join(lines)
 
     def kill_raylet(self, node: Node) -> None:
         """SIGKILL the node's raylet: the node is lost as a machine crash would lose it."""
@@ -168,6 +182,7 @@ class LocalCluster:
             _stop(node.proc)
         self.nodes.clear()
         shutil.rmtree(getattr(self, "temp", self.root / "none"), ignore_errors=True)
+        shutil.rmtree(self.root, ignore_errors=True)
 
 
 def _stop(proc: subprocess.Popen) -> None:
@@ -178,7 +193,7 @@ def _stop(proc: subprocess.Popen) -> None:
     except ProcessLookupError:
         pass
     try:
-        proc.wait(timeout=20)
+        proc.wait(timeout=10)
     except subprocess.TimeoutExpired:
         pass
     try:
