@@ -128,9 +128,15 @@ class LocalCluster:
     def start(self) -> None:
         # a short temp dir: Ray's unix socket paths under it must stay below 108 characters
         self.temp = Path(tempfile.mkdtemp(prefix="rk", dir="/tmp"))
-        self.port = free_port()
-        self._start_node("head", ["--head", f"--port={self.port}", f"--num-cpus={self.head_cpus}",
-                                  "--include-dashboard=false", f"--ray-client-server-port={free_port()}"])
+        for attempt in range(2):  # a head that misses Ray's registration window: once more, new ports
+            self.port = free_port()
+            try:
+                self._start_node("head", ["--head", f"--port={self.port}", f"--num-cpus={self.head_cpus}",
+                                          "--include-dashboard=false", f"--ray-client-server-port={free_port()}"])
+                break
+            except RuntimeError:
+                if attempt == 1:
+                    raise
         for i, cpus in enumerate(self.worker_cpus):
             gpus = self.worker_gpus[i] if i < len(self.worker_gpus) else 0
             self.add_worker(cpus, gpus, name=f"worker{i + 1}")
