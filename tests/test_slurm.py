@@ -5,7 +5,6 @@ its own directory, every one on 127.0.0.1."""
 from __future__ import annotations
 
 import os
-import socket
 import subprocess
 import sys
 from pathlib import Path
