@@ -80,6 +80,17 @@ class Node:
         argv = Path(f"/proc/{self.raylet_pid()}/cmdline").read_bytes().decode().split("\0")
         return dict(a[2:].split("=", 1) for a in argv if a.startswith("--") and "=" in a)
 
+    def running(self, task: str = "execute_unit") -> bool:
+        """True while one of the node's worker processes executes ``task`` (Ray titles a busy
+        worker ``ray::<task>``): a run is in flight on this node, not merely leased to it."""
+        for pid, _ in _children(self.raylet_pid()):
+            try:
+                if Path(f"/proc/{pid}/cmdline").read_bytes().startswith(f"ray::{task}".encode()):
+                    return True
+            except OSError:
+                continue
+        return False
+
     @property
     def node_id(self) -> str:
         return self.raylet_args()["node_id"]
