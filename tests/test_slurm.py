@@ -128,6 +128,8 @@ def test_generated_script_runs_a_study_on_three_stub_slurm_nodes(tmp_path):
                 os.kill(pid, signal.SIGKILL)
             except ProcessLookupError:
                 pass
+        import shutil
+        shutil.rmtree(env["STUB_TEMP"], ignore_errors=True)
 
 
 def test_script_follows_rays_slurm_layout_and_bad_arguments_are_one_line(tmp_path):
