@@ -395,6 +395,23 @@ def cmd_agents(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_slurm(args: argparse.Namespace) -> int:
+    from evalkit import slurm, spec
+    study = spec.load_study(args.study)  # a study that cannot run is refused here, not on the cluster
+    out = Path(args.out or f"{Path(args.study).stem}.sbatch")
+    job = slurm.Job(study=Path(args.study).resolve(), root=Path(args.root).resolve(), nodes=args.nodes,
+                    cpus_per_node=args.cpus_per_node, time=args.time, partition=args.partition,
+                    gpus_per_node=args.gpus_per_node, retries=args.retries, job_name=f"evalkit-{study.name}",
+                    workdir=Path.cwd())
+    path = slurm.write_script(job, out)
+    print(f"written: {path} ({job.nodes} nodes x {job.cpus_per_node} CPUs, time limit {job.time})")
+    if args.submit:
+        print(slurm.submit(path))
+    else:
+        print(f"submit it with: sbatch {path}")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(prog="evalkit", description="Run and judge multi-seed RL experiments.")
     parser.add_argument("--version", action="version", version=f"evalkit {__import__('evalkit').__version__}")
@@ -533,6 +550,19 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--failed", action="store_true", help="remove the failure records in failures/")
 
     command("agents", cmd_agents, "list agents and their hyperparameters with defaults and ranges")
+
+    p = command("slurm", cmd_slurm, "write an sbatch script that starts a Ray cluster on a SLURM allocation "
+                "and runs the study on it (--submit: and submit it)")
+    p.add_argument("study", help="study file (TOML)")
+    _add_root(p)
+    p.add_argument("--nodes", type=int, required=True, help="nodes of the allocation (the first hosts the Ray head)")
+    p.add_argument("--cpus-per-node", type=int, required=True, help="CPUs per node given to Ray")
+    p.add_argument("--gpus-per-node", type=int, default=0, help="GPUs per node given to Ray (default: 0)")
+    p.add_argument("--time", required=True, help="the job's time limit, HH:MM:SS")
+    p.add_argument("--partition", help="SLURM partition")
+    p.add_argument("--retries", type=int, default=1, help="retries of a failing run (default: 1)")
+    p.add_argument("--out", help="script path (default: <study file stem>.sbatch)")
+    p.add_argument("--submit", action="store_true", help="submit the script with sbatch")
     return parser
 
 

@@ -4,6 +4,10 @@ A run is done when its Parquet file exists and reads back; everything else is (r
 is one Ray task returning its episodes to the driver, which writes every file. A run that fails
 is recorded in ``failures/<run_id>.json`` and retried up to ``retries`` times; the others go on.
 Ctrl-C cancels what is in flight and keeps every completed run.
+
+On a cluster (``address``): runs whose node dies are retried on the other nodes (cause
+``node lost``, naming the node), a lost head ends the study in one line, and a run whose resource
+request no node can meet is refused before anything runs. Run files record node id and hostname.
 """
 
 from __future__ import annotations
@@ -13,7 +17,9 @@ import dataclasses
 import fcntl
 import json
 import os
+import re
 import shutil
+import socket
 import sys
 import tempfile
 import time
@@ -117,6 +123,7 @@ def run_metadata(run: Run, outcome: worker.Outcome) -> dict:
         "seed_index": run.seed_index, "seed": run.seed, "eval_seed": run.eval_seed, "setting": run.setting,
         "setting_values": dict(run.setting_values), "config": dict(run.config), "steps": run.steps,
         "command": run.command, "wall_s": round(outcome.wall_s, 3),
+        "node_id": outcome.node_id, "hostname": outcome.hostname,
         "status": "diverged" if worker.diverged(outcome.rows) else "complete",
         "agent_hash": outcome.agent_hash or current_agent_hash(run), "git_commit": store.git_commit(),
         "versions": store.versions(),
@@ -154,6 +161,9 @@ class _Execution:
     def __init__(self, study_dir: Path, options: Options, summary: Summary) -> None:
         self.dir, self.opt, self.summary = study_dir, options, summary
         self.attempts: dict[tuple, int] = collections.Counter()
+        # failed attempts of a unit that may still succeed: stored with the run, so a run retried
+        # after a lost node says so even once its failure record is gone
+        self.history: dict[tuple, list[dict]] = collections.defaultdict(list)
 
     def record(self, unit: Unit, outcomes: list[worker.Outcome], bar: tqdm, queue: collections.deque) -> None:
         """Store a unit's successful runs; a failed unit is retried whole (a batch is atomic)."""
@@ -162,20 +172,27 @@ class _Execution:
         key = tuple(r.run_id for r in unit)
         self.attempts[key] += 1
         if all(o.ok for o in outcomes):
+            history = self.history.pop(key, [])
             for o in outcomes:
-                store.write_run(self.dir, run_metadata(o.run, o), o.rows)
+                meta = run_metadata(o.run, o)
+                meta["attempts"], meta["failed_attempts"] = self.attempts[key], history
+                store.write_run(self.dir, meta, o.rows)
             self.summary.completed += len(outcomes)
             bar.update(len(outcomes))
             return
         attempts = self.attempts[key]
         final = attempts > self.opt.retries
         failed = next(o for o in outcomes if not o.ok)
+        self.history[key].append({"attempt": attempts, "cause": failed.cause, "node_id": failed.node_id,
+                                  "hostname": failed.hostname,
+                                  "error": (failed.error.strip().splitlines() or [""])[-1]})
         for run in unit:
             store.write_failure(self.dir, run.run_id, {
                 "run_id": run.run_id, "algorithm": run.algorithm, "env": run.env, "phase": run.phase,
                 "seed_index": run.seed_index, "seed": run.seed, "config": dict(run.config),
                 "batch": [r.run_id for r in unit] if len(unit) > 1 else None,
                 "attempts": attempts, "final": final, "cause": failed.cause, "error": failed.error,
+                "node_id": failed.node_id, "hostname": failed.hostname,
                 "output": failed.output[-20_000:], "time": time.time()})
         if final:
             self.summary.failed.extend(r.run_id for r in unit)
@@ -192,6 +209,8 @@ class _Execution:
 
     def ray(self, units: list[Unit], bar: tqdm) -> None:
         import ray
+        check_resources(units)
+        head = _HeadWatch(self.opt.address, self.dir)
         remote = ray.remote(max_retries=0)(worker.execute_unit)
         # runs with a memory cap get a fresh worker process each, so RLIMIT_AS never outlives them
         remote_fresh = ray.remote(max_retries=0, max_calls=1)(worker.execute_unit)
@@ -222,6 +241,8 @@ class _Execution:
                     unit, _t0, _marker = pending.pop(ref)
                     try:
                         outcomes = ray.get(ref)
+                    except ray.exceptions.NodeDiedError as exc:  # its node is gone: retried elsewhere
+                        outcomes = _node_lost(unit, exc)
                     except Exception as exc:  # worker died (segfault, OOM kill) or Ray error
                         outcomes = [worker.Outcome(r, False, error=f"{type(exc).__name__}: {exc}",
                                                    cause="worker died") for r in unit]
@@ -237,6 +258,7 @@ class _Execution:
                         outcomes = [worker.Outcome(r, False, wall_s=now - t0, cause="timeout",
                                                    error=f"run exceeded its timeout of {limit:g} s") for r in unit]
                         self.record(unit, outcomes, bar, queue)
+                head.check(len(pending))
         except KeyboardInterrupt:
             for ref in pending:
                 ray.cancel(ref, force=True)
@@ -244,6 +266,85 @@ class _Execution:
         finally:
             if markers:
                 shutil.rmtree(markers, ignore_errors=True)
+
+
+def _node_lost(unit: Unit, exc: Exception) -> list[worker.Outcome]:
+    """Outcomes of a unit whose node died under it, naming the node (Ray's message carries its id)."""
+    import ray
+    found = re.search(r"node ID: ([0-9a-f]+)", str(exc))
+    node_id = found.group(1) if found else ""
+    hosts = {n["NodeID"]: n.get("NodeManagerHostname", "") for n in ray.nodes()}
+    hostname = hosts.get(node_id, "")
+    where = f"node {node_id or '(unknown)'}" + (f" on {hostname}" if hostname else "")
+    return [worker.Outcome(r, False, error=f"lost {where}: {exc}", cause="node lost", node_id=node_id,
+                           hostname=hostname) for r in unit]
+
+
+class _HeadWatch:
+    """Notices that the cluster's head (its GCS) is gone, so the driver says so in one line.
+
+    Without it, Ray keeps the driver waiting for a minute and then ends the process with a C++
+    log message. Runs that finished are already stored; the rerun resumes from them. Checked only
+    when running on an external cluster: the embedded instance lives and dies with the driver.
+    """
+
+    every_s = 3.0
+    misses_allowed = 1  # one unanswered probe can be a busy head; two in a row is a dead one
+
+    def __init__(self, address: str | None, study_dir: Path) -> None:
+        self.dir, self.target, self.misses, self.last = study_dir, None, 0, time.time()
+        if address:
+            import ray
+            try:
+                host, _, port = ray.get_runtime_context().gcs_address.rpartition(":")
+                self.target = (host.strip("[]"), int(port))
+            except Exception:  # no GCS address to probe (e.g. Ray Client): Ray's own handling applies
+                self.target = None
+
+    def check(self, in_flight: int) -> None:
+        if self.target is None or time.time() - self.last < self.every_s:
+            return
+        self.last = time.time()
+        try:
+            socket.create_connection(self.target, timeout=2.0).close()
+            self.misses = 0
+            return
+        except OSError:
+            self.misses += 1
+        if self.misses > self.misses_allowed:
+            stored = len(store.scan(self.dir, repair=False))
+            raise EvalkitError(f"lost the Ray cluster's head at {self.target[0]}:{self.target[1]} (its GCS stopped "
+                               f"answering) with {in_flight} runs in flight; {stored} completed runs are stored in "
+                               f"{self.dir}; start a new cluster and rerun the same command to resume")
+
+
+def check_resources(units: Iterable[Unit]) -> None:
+    """Refuse, before anything runs, a run that no node of the Ray cluster could ever be given:
+    Ray would otherwise queue it forever. Names the algorithm, what it asks and what each node has."""
+    import ray
+    nodes = [n for n in ray.nodes() if n.get("Alive")]
+    seen = set()
+    for unit in units:
+        run = unit[0]
+        res = run.resources
+        need = {"CPU": res.cpus, "GPU": res.gpus, "memory": (res.memory_mb or 0) * 1024 * 1024}
+        key = (run.algorithm, tuple(need.items()))
+        if key in seen:
+            continue
+        seen.add(key)
+        if any(all(n["Resources"].get(k, 0.0) >= v for k, v in need.items() if v) for n in nodes):
+            continue
+        have = "; ".join(f"{n.get('NodeManagerHostname') or n.get('NodeManagerAddress')} (node {n['NodeID'][:8]}): "
+                         f"{_describe(n['Resources'])}" for n in nodes) or "no live nodes"
+        asks = (f"cpus = {res.cpus:g}, gpus = {res.gpus:g}"
+                + (f", memory_mb = {res.memory_mb}" if res.memory_mb else ""))
+        raise EvalkitError(f"study {run.study!r}: algorithms.{run.algorithm}.resources: expected a per-run request "
+                           f"that one node of the Ray cluster can satisfy, found {asks}; the cluster has {have}")
+
+
+def _describe(resources: dict) -> str:
+    return (f"{resources.get('CPU', 0):g} CPUs, {resources.get('GPU', 0):g} GPUs, "
+            f"{resources.get('memory', 0) / 2**20:,.0f} MB memory")
 
 
 def _started_at(marker: str) -> float | None:
@@ -265,7 +366,17 @@ def init_ray(options: Options) -> None:
     os.environ["PYTHONPATH"] = os.pathsep.join(dict.fromkeys(paths))
     os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
     if options.address:
-        ray.init(address=options.address, log_to_driver=False, logging_level="ERROR")
+        import ray._private.ray_constants as ray_constants
+        if _is_loopback(options.address):
+            # keep a cluster on this machine on 127.0.0.1: Ray otherwise swaps a loopback address
+            # for the machine's routable one (services.resolve_ip_for_localhost)
+            ray_constants.ENABLE_RAY_CLUSTER = False
+        _probe_head(options.address)
+        try:
+            ray.init(address=options.address, log_to_driver=False, logging_level="ERROR")
+        except (ConnectionError, RuntimeError, ValueError) as exc:
+            raise EvalkitError(f"--address {options.address}: expected a running Ray cluster to join, found "
+                               f"none ({type(exc).__name__}: {' '.join(str(exc).split())[:300]})") from None
     else:
         # Bind every Ray server to 127.0.0.1: on Linux Ray otherwise picks the machine's routable
         # address and listens on all interfaces, and its API has no authentication (CVE-2023-48022).
@@ -275,6 +386,24 @@ def init_ray(options: Options) -> None:
         ray.init(address="local", num_cpus=options.workers, include_dashboard=options.dashboard,
                  dashboard_host="127.0.0.1",
                  _node_ip_address="127.0.0.1", log_to_driver=False, logging_level="ERROR")
+
+
+def _probe_head(address: str, timeout_s: float = 5.0) -> None:
+    """Fail in one line, at once, when nothing listens at a ``HOST:PORT`` address (``ray.init``
+    would retry for minutes). ``auto`` and ``ray://`` addresses are left to Ray."""
+    host, _, port = address.rpartition(":")
+    if "://" in address or not host or not port.isdigit():
+        return
+    try:
+        socket.create_connection((host.strip("[]"), int(port)), timeout=timeout_s).close()
+    except OSError as exc:
+        raise EvalkitError(f"--address {address}: expected a running Ray cluster's head (its GCS port), "
+                           f"found nothing answering ({exc.strerror or exc})") from None
+
+
+def _is_loopback(address: str) -> bool:
+    host = address.split("://")[-1].rpartition(":")[0] or address
+    return host.strip("[]") in ("127.0.0.1", "localhost", "::1")
 
 
 def execute_runs(runs: list[Run], study_dir: Path, options: Options, summary: Summary, desc: str) -> None:

@@ -9,6 +9,8 @@ from __future__ import annotations
 import importlib
 import math
 import resource
+import socket
+import sys
 import time
 import traceback
 from dataclasses import dataclass, field
@@ -29,6 +31,20 @@ class Outcome:
     cause: str = ""  # "exception" | "timeout" | "worker died" | "memory"
     output: str = ""  # captured stdout/stderr of command runs
     agent_hash: str = ""
+    node_id: str = ""  # the Ray node that executed it ("" in-process, outside Ray)
+    hostname: str = ""  # the machine that executed it
+
+
+def where() -> tuple[str, str]:
+    """(Ray node id, hostname) of this process: which node of a cluster executes a run."""
+    node_id = ""
+    ray = sys.modules.get("ray")  # never import Ray (a second) just to learn that it is not running
+    try:
+        if ray is not None and ray.is_initialized():
+            node_id = ray.get_runtime_context().get_node_id() or ""
+    except Exception:  # a Ray without a runtime context here: no node id to record
+        node_id = ""
+    return node_id, socket.gethostname()
 
 
 def register_env(run: Run) -> None:
@@ -94,6 +110,16 @@ def execute(run: Run, in_process: bool = False) -> Outcome:
 
 
 def execute_unit(unit: tuple[Run, ...], in_process: bool = False, started: str | None = None) -> list[Outcome]:
+    """Execute one unit (see ``_execute_unit``) and stamp each outcome with the node and host
+    that executed it, so a cluster's run files say where every run ran."""
+    outcomes = _execute_unit(unit, in_process, started)
+    node_id, hostname = where()
+    for o in outcomes:
+        o.node_id, o.hostname = node_id, hostname
+    return outcomes
+
+
+def _execute_unit(unit: tuple[Run, ...], in_process: bool = False, started: str | None = None) -> list[Outcome]:
     """Execute one unit: a single run, or a block of seeds of one setting through the agent's
     ``train_batch`` (all seeds in one process, one batched computation). Never raises.
 
