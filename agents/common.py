@@ -34,6 +34,19 @@ def hp(default: Any, *, low: float | None = None, high: float | None = None,
     return field(default=default, metadata=meta)
 
 
+# One vocabulary (issue 21): the same hyperparameter has the same name in every agent (SB3's names
+# where they exist). Old names a study may still carry, mapped to the new one; evalkit refuses them
+# with a one-line hint (``evalkit.spec``). Names only one agent has keep their own (DQN's
+# ``train_frequency``, PPO's ``clip_coef``, the linear/tabular TD agents' step size ``alpha``,
+# which the tile-coded agents divide by ``n_tilings`` and is not an optimizer's learning rate).
+RENAMED = {
+    "lr": "learning_rate",
+    "value_lr": "value_learning_rate",
+    "norm_adv": "normalize_advantage",
+    "normalize_advantages": "normalize_advantage",
+}
+
+
 @dataclass(frozen=True)
 class HyperparameterInfo:
     """What evalkit knows about one hyperparameter of an agent."""

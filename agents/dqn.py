@@ -61,6 +61,33 @@ class Config:
     n_step: int = hp(1, low=1, high=100, log=True, help="multi-step TD target length (Hessel et al. 2018; 1 = DQN)")
 
 
+# Per-env defaults (issue 21, rl-zoo3 style): used for these gymnasium ids in place of the Config
+# defaults above when a study does not set a key (study config > env defaults > Config defaults).
+# ``Config``'s own defaults are rl-zoo3's CartPole-v1 setting, kept as the fallback for other envs;
+# measured here (benchmarks/bench_vs_sb3.py) that setting is unstable at 50k steps in SB3 and in
+# ours alike, so CartPole ships the setting tuned on seeds the benchmark does not use.
+ENV_DEFAULTS: dict[str, dict] = {
+    "CartPole-v1": dict(hidden=128, learning_rate=1e-3, anneal_lr=True, train_frequency=4, gradient_steps=2,
+                        target_update_interval=500, exploration_fraction=0.1, exploration_final_eps=0.01),
+    "Acrobot-v1": dict(hidden=128, batch_size=128, buffer_size=50_000, learning_rate=1e-3, anneal_lr=True,
+                       train_frequency=4, gradient_steps=2, target_update_interval=250, exploration_fraction=0.12,
+                       exploration_final_eps=0.01),
+    "MountainCar-v0": dict(hidden=128, batch_size=128, buffer_size=10_000, learning_rate=2e-3, gamma=0.98,
+                           anneal_lr=True, train_frequency=16, gradient_steps=8, target_update_interval=600,
+                           exploration_fraction=0.12, exploration_final_eps=0.07, n_step=3),
+    # rl-zoo3's LunarLander setting (gradient_steps -1 = train_freq), at gymnasium's v3 id
+    "LunarLander-v3": dict(hidden=256, learning_rate=6.3e-4, batch_size=128, buffer_size=50_000, learning_starts=0,
+                           target_update_interval=250, train_frequency=4, gradient_steps=4, exploration_fraction=0.12,
+                           exploration_final_eps=0.1),
+}
+ENV_DEFAULTS_SOURCE = {
+    "CartPole-v1": "tuned here (batched DQN, seeds 0-19); agents benchmark at 100k on held-out seeds",
+    "Acrobot-v1": "rl-zoo3's Acrobot-v1 with 128 units and half the gradient steps; agents benchmark at 100k",
+    "MountainCar-v0": "rl-zoo3's MountainCar-v0 with 128 units, lr 2e-3, 3-step targets; agents benchmark at 200k",
+    "LunarLander-v3": "rl-zoo3's LunarLander setting; not yet measured here",
+}
+
+
 @contextlib.contextmanager
 def flush_denormals() -> Iterator[None]:
     """Flush denormal floats to zero (``torch.set_flush_denormal``) inside the block; back to

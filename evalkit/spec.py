@@ -508,6 +508,10 @@ def declared_defaults(alg: AlgorithmSpec) -> dict:
 
 def _check_value(c: _Checker, known: dict, name: str, value: Any, key: str, agent: str) -> None:
     if name not in known:
+        from agents.common import RENAMED  # issue 21: an old name gets a hint naming the new one
+        if RENAMED.get(name) in known:
+            raise c.fail(key, f"{RENAMED[name]!r} (renamed: one vocabulary across agents, see the README)",
+                         f"the old name {name!r}")
         raise c.fail(key, f"a hyperparameter of agent {agent!r} ({', '.join(known) or 'none'})", f"unknown {name!r}")
     typ, low, high, choices = known[name]
     ok = (isinstance(value, bool) if typ is bool else
@@ -612,6 +616,25 @@ def agent_defaults(alg: AlgorithmSpec) -> dict[str, Any]:
     return {n: h.default for n, h in info.hyperparameters.items()}
 
 
+def env_defaults(alg: AlgorithmSpec, env_id: str) -> dict[str, Any]:
+    """The agent's tuned defaults for ``env_id`` (its module's ``ENV_DEFAULTS``, rl-zoo3 style; issue
+    21): they replace the agent's Config defaults for that env, and the study's config overrides
+    them. Empty for command and imported agents and for envs the agent ships nothing for."""
+    if alg.command is not None or alg.agent == "command":
+        return {}
+    from evalkit import registry
+    mod = importlib.import_module(registry.resolve_agent(alg.agent).module)
+    return dict(getattr(mod, "ENV_DEFAULTS", {}).get(env_id, {}))
+
+
+def resolved_config(alg: AlgorithmSpec, env: EnvSpec, values: Mapping[str, Any],
+                    defaults: Mapping[str, Any] | None = None) -> dict[str, Any]:
+    """The config a run trains with (and its id hashes): agent defaults <- the agent's defaults for
+    this env id <- algorithm config <- env overrides <- sweep setting."""
+    defaults = agent_defaults(alg) if defaults is None else defaults
+    return {**defaults, **env_defaults(alg, env.id), **alg.config, **alg.env_config.get(env.name, {}), **values}
+
+
 def supports_batching(alg: AlgorithmSpec) -> bool:
     """Whether the algorithm's agent can train several seeds in one process (``train_batch``)."""
     if alg.command is not None or alg.agent in ("command", "imported"):
@@ -637,7 +660,8 @@ def batch_size(study: Study, alg: AlgorithmSpec, n_runs: int) -> int:
 def make_run(study: Study, alg: AlgorithmSpec, env: EnvSpec, values: Mapping[str, Any], phase: str,
              seed_index: int, defaults: Mapping[str, Any] | None = None, steps: int | None = None,
              batch: int = 1, n_runs: int | None = None) -> Run:
-    """Build one :class:`Run`: config = agent defaults <- algorithm config <- env overrides <- setting.
+    """Build one :class:`Run`: config = agent defaults <- the agent's defaults for the env id <-
+    algorithm config <- env overrides <- setting (:func:`resolved_config`).
 
     ``steps`` overrides the env's budget (a successive-halving rung); it is part of the run's id.
     ``batch`` > 1 trains the run in a block of seeds; the block size and the block's member count
@@ -646,7 +670,7 @@ def make_run(study: Study, alg: AlgorithmSpec, env: EnvSpec, values: Mapping[str
     defaults = agent_defaults(alg) if defaults is None else defaults
     if steps is not None:
         env = dataclasses.replace(env, steps=min(int(steps), env.steps))
-    config = {**defaults, **alg.config, **alg.env_config.get(env.name, {}), **values}
+    config = resolved_config(alg, env, values, defaults)
     seed = seeding.run_seed(study.seed, env.name, phase, seed_index)
     identity = {"study": study.name, "algorithm": alg.name, "agent": alg.agent, "env": env.name,
                 "env_id": env.id, "env_kwargs": dict(env.kwargs), "config": config, "phase": phase,
