@@ -120,6 +120,22 @@ class ListLog:
         return np.array([r["return"] for r in self.rows if r["mode"] == mode], dtype=float)
 
 
+def choose_block(table: Sequence[tuple[int, int, int, str]], hidden: int, n_seeds: int,
+                 agent: str) -> tuple[int, str]:
+    """Seeds per block for ``batch_seeds = "auto"`` (issue 21) from an agent's measured table of
+    rows ``(max hidden, min seeds, block, measurement)``: the first row with ``hidden <= max
+    hidden`` and ``n_seeds >= min seeds`` gives the block, else 1 (never batch). A pure function of
+    the config and the number of seeds: no timing at run time decides it, so run ids (which hold
+    the block size) are reproducible. Returns ``(block, reason)``."""
+    for max_hidden, min_seeds, block, measured in table:
+        if hidden <= max_hidden and n_seeds >= min_seeds:
+            return block, f"{agent} hidden {hidden} <= {max_hidden}, {n_seeds} seeds >= {min_seeds}: {measured}"
+    widths = [row for row in table if hidden <= row[0]]
+    if not widths:
+        return 1, f"{agent} hidden {hidden}: batching is not faster than unbatched runs at this width (measured)"
+    return 1, f"{agent} hidden {hidden}, {n_seeds} seeds: too few seeds for a block that beats unbatched runs"
+
+
 def make_env(env_id: str, env_kwargs: dict | None = None) -> gym.Env:
     """``gym.make(env_id, **env_kwargs)``; evalkit registers custom entry points beforehand."""
     return gym.make(env_id, **(env_kwargs or {}))

@@ -78,6 +78,14 @@ def _dry_run(study, args: argparse.Namespace) -> int:
     if t is not None and t.search == "optuna":
         print(f"tuning: Optuna (Ray Tune's OptunaSearch) proposes {t.budget} settings per algorithm in batches of "
               f"{t.batch} while the study runs, {t.runs} tuning runs each (runs listed: those already proposed)")
+    blocks = {}  # issue 21: the seed-block choice per (algorithm, env, setting) and its reason
+    for r in runs:
+        blocks.setdefault((r.algorithm, r.env, r.setting), r)
+    for (alg_name, env_name, setting), r in blocks.items():
+        n = study.tuning.runs if r.phase == "tune" else study.runs
+        block, reason = spec.batch_choice(study, study.algorithm(alg_name), n, r.config)
+        print(f"seed blocks: {alg_name} on {env_name} ({setting}): {block} seed{'s' if block > 1 else ''} "
+              f"per process ({reason})")
     print(f"{len(runs)} runs" + (f" (tuning stage; then {study.runs} fresh-seed evaluation runs per "
                                  f"algorithm x env of the selected setting)" if t else ""))
     print("code this study executes:")

@@ -644,17 +644,36 @@ def supports_batching(alg: AlgorithmSpec) -> bool:
     return hasattr(importlib.import_module(info.module), "train_batch")
 
 
-def batch_size(study: Study, alg: AlgorithmSpec, n_runs: int) -> int:
-    """Seeds per block for an algorithm's runs of one setting (1 = unbatched).
+def batch_size(study: Study, alg: AlgorithmSpec, n_runs: int, config: Mapping[str, Any] | None = None) -> int:
+    """Seeds per block for an algorithm's runs of one setting (1 = unbatched): :func:`batch_choice`."""
+    return batch_choice(study, alg, n_runs, config)[0]
+
+
+def batch_choice(study: Study, alg: AlgorithmSpec, n_runs: int,
+                 config: Mapping[str, Any] | None = None) -> tuple[int, str]:
+    """Seeds per block for an algorithm's runs of one setting, and why.
 
     Blocks are fixed by the study: seed indices ``[k*B, (k+1)*B)``; a block holds fewer seeds only
-    when the study has fewer runs. ``batch_seeds = "auto"`` uses :data:`DEFAULT_BATCH` for agents
-    with ``train_batch``.
+    when the study has fewer runs. ``batch_seeds = "auto"`` (issue 21) asks the agent module's
+    ``batch_block(config, n_runs)``, a pure function of the resolved ``config`` and the number of
+    seeds backed by a measured table (``agents.dqn.AUTO_BLOCKS``, ``agents.ppo.AUTO_BLOCKS``), so
+    batching is never chosen where it was measured slower; an agent with ``train_batch`` but no
+    such rule gets :data:`DEFAULT_BATCH`.
     """
-    want = DEFAULT_BATCH if study.batch_seeds == "auto" else int(study.batch_seeds)
-    if want <= 1 or n_runs < 2 or not supports_batching(alg):
-        return 1
-    return want
+    if study.batch_seeds != "auto":
+        want = int(study.batch_seeds)
+        if want <= 1 or n_runs < 2 or not supports_batching(alg):
+            return 1, "batch_seeds = 1" if want <= 1 else "no seed batching for this agent or one run"
+        return want, f"batch_seeds = {want} (study or --batch-seeds)"
+    if n_runs < 2 or not supports_batching(alg):
+        return 1, "the agent has no train_batch" if n_runs >= 2 else "one run"
+    from evalkit import registry
+    mod = importlib.import_module(registry.resolve_agent(alg.agent).module)
+    rule = getattr(mod, "batch_block", None)
+    if rule is None:
+        return DEFAULT_BATCH, f"the agent declares no block table; evalkit's fallback {DEFAULT_BATCH}"
+    block, reason = rule(dict(config if config is not None else agent_defaults(alg)), n_runs)
+    return max(1, int(block)), reason
 
 
 def make_run(study: Study, alg: AlgorithmSpec, env: EnvSpec, values: Mapping[str, Any], phase: str,
@@ -718,8 +737,8 @@ def expand(study: Study, proposals: Mapping[str, list[dict[str, Any]]] | None = 
                     runs.append(dataclasses.replace(run, setting="agnostic"))
                 continue
             phase, n = ("tune", study.tuning.runs) if study.tuning else ("eval", study.runs)
-            batch = batch_size(study, alg, n)
             for values in points:
+                batch = batch_size(study, alg, n, resolved_config(alg, env, values, defaults))
                 for i in range(n):
                     runs.append(make_run(study, alg, env, values, phase, i, defaults, batch=batch, n_runs=n))
     return runs
@@ -732,7 +751,7 @@ def evaluation_runs(study: Study, selection: Mapping[tuple[str, str], Mapping[st
         defaults = agent_defaults(alg)
         for env in study.envs_of(alg):
             values = selection[(alg.name, env.name)]
-            batch = batch_size(study, alg, study.runs)
+            batch = batch_size(study, alg, study.runs, resolved_config(alg, env, values, defaults))
             runs.extend(make_run(study, alg, env, values, "eval", i, defaults, batch=batch, n_runs=study.runs)
                         for i in range(study.runs))
     return runs
