@@ -132,7 +132,7 @@ def choose_block(table: Sequence[tuple[int, int, int, str]], hidden: int, n_seed
             return block, f"{agent} hidden {hidden} <= {max_hidden}, {n_seeds} seeds >= {min_seeds}: {measured}"
     widths = [row for row in table if hidden <= row[0]]
     if not widths:
-        return 1, f"{agent} hidden {hidden}: batching is not faster than unbatched runs at this width (measured)"
+        return 1, f"{agent} hidden {hidden}: no measurement shows batching faster at this width"
     return 1, f"{agent} hidden {hidden}, {n_seeds} seeds: too few seeds for a block that beats unbatched runs"
 
 

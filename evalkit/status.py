@@ -73,10 +73,42 @@ def study_status(study: Study, study_dir: Path) -> pd.DataFrame:
                          columns=COLUMNS)
     expected = {r.run_id for r in runs}
     table.attrs["orphans"] = len(set(stored) - expected)
+    table.attrs["orphan_groups"] = orphan_groups([stored[i].meta for i in sorted(set(stored) - expected)], runs)
     table.attrs["quarantined"] = len(list((Path(study_dir) / "quarantine").glob("*.parquet")))
     table.attrs["running"] = _lock_holder(study_dir)
     table.attrs["pending_selection"] = bool(study.tuning) and not any(r.phase == "eval" for r in runs)
     return table
+
+
+def orphan_groups(metas: list[dict], runs: list) -> list[str]:
+    """Name the orphans (issue 21): stored runs per (algorithm, env, phase) with what differs from
+    the current run of the same seed index -- renamed hyperparameters (``agents.common.RENAMED``),
+    changed values, budget -- or, when config and budget agree, that the seed blocks or evaluation
+    differ (both are part of a run's id)."""
+    from collections import Counter
+
+    from agents.common import RENAMED
+    current = {}
+    for r in runs:
+        current.setdefault((r.algorithm, r.env, r.phase, r.seed_index), r)
+    groups: Counter = Counter()
+    for m in metas:
+        r = current.get((m.get("algorithm"), m.get("env"), m.get("phase"), m.get("seed_index")))
+        if r is None:
+            why = "no such algorithm, env or seed in the study file now"
+        else:
+            old, new = dict(m.get("config") or {}), dict(r.config)
+            renamed = {k: RENAMED[k] for k in old if k not in new and RENAMED.get(k) in new}
+            parts = [f"renamed {k} -> {v}" for k, v in sorted(renamed.items())]
+            parts += [f"{k} {old[k]!r} -> {new[k]!r}" for k in sorted(new) if k in old and old[k] != new[k]]
+            parts += [f"{k} new" for k in sorted(set(new) - set(old) - set(renamed.values()))]
+            parts += [f"{k} gone" for k in sorted(set(old) - set(new) - set(renamed))]
+            if m.get("steps") != r.steps:
+                parts.append(f"steps {m.get('steps')} -> {r.steps}")
+            why = "; ".join(parts[:6]) + ("; ..." if len(parts) > 6 else "") if parts else \
+                "same config and budget: seed blocks or evaluation differ"
+        groups[(m.get("algorithm"), m.get("env"), m.get("phase"), why)] += 1
+    return [f"{a} on {e} ({p}): {n} -- {why}" for (a, e, p, why), n in sorted(groups.items(), key=str)]
 
 
 def _stored_only(stored: dict) -> pd.DataFrame:
@@ -117,6 +149,7 @@ def render(table: pd.DataFrame) -> str:
         lines.append(f"quarantined: {a['quarantined']} unreadable run files moved to quarantine/ (their runs are redone)")
     if a.get("orphans"):
         lines.append(f"orphans: {a['orphans']} stored runs match no run of the current study file (kept, not used)")
+        lines.extend(f"  {g}" for g in a.get("orphan_groups", []))
     stale = int(table["stale"].sum()) if len(table) else 0
     if stale:
         lines.append(f"stale: {stale} runs were produced by agent code that changed since; "

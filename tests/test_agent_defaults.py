@@ -138,3 +138,28 @@ def test_agents_without_a_block_table_keep_the_fallback(write_study):
     mod = importlib.import_module("tests.fake_batched")
     assert not hasattr(mod, "batch_block")
     assert {r.batch for r in spec.expand(s)} == {spec.DEFAULT_BATCH}
+
+
+# ---------------------------------------------------------------- orphans named
+
+def test_status_names_orphans_and_what_changed(write_study, tmp_path):
+    from evalkit import runner, status
+    text = STUDY.format(agent="tests.fake_batched:train", env="CartPole-v1", config="config = {{ mean = {m} }}",
+                        runs=2, extra="batch_seeds = 1")
+    first = spec.load_study(write_study(text.format(m="1.0"), "a.toml"))
+    runner.run_study(first, tmp_path, runner.Options(backend="serial", progress=False))
+    second = spec.load_study(write_study(text.format(m="2.0"), "a.toml"))
+    table = status.study_status(second, spec.results_dir(second, tmp_path))
+    assert table.attrs["orphans"] == 2
+    assert table.attrs["orphan_groups"] == ["x on CartPole-v1 (eval): 2 -- mean 1.0 -> 2.0"]
+    assert "  x on CartPole-v1 (eval): 2 -- mean 1.0 -> 2.0" in status.render(table)
+
+
+def test_orphans_of_a_renamed_hyperparameter_say_so(write_study):
+    from evalkit import status
+    runs = spec.expand(study(write_study, agent="a2c", config="config = { learning_rate = 1e-3 }"))
+    old = [{"algorithm": r.algorithm, "env": r.env, "phase": r.phase, "seed_index": r.seed_index, "steps": r.steps,
+            "config": {**{k: v for k, v in r.config.items() if k not in ("learning_rate", "normalize_advantage")},
+                       "lr": 1e-3, "normalize_advantages": False}} for r in runs]
+    assert status.orphan_groups(old, runs) == [
+        "x on CartPole-v1 (eval): 2 -- renamed lr -> learning_rate; renamed normalize_advantages -> normalize_advantage"]
