@@ -114,13 +114,14 @@ def test_auto_blocks_never_batch_where_batching_was_measured_slower(n):
     assert ppo.batch_block({"hidden": 64}, n)[0] == 8
     assert ppo.batch_block({"hidden": 256}, n)[0] == 1
     # DQN at width 64, where batching helps: blocks from 16 seeds on
-    assert dqn.batch_block({"hidden": 64}, n)[0] == (1 if n < 16 else 8 if n < 64 else 32)
+    assert dqn.batch_block({"hidden": 64}, n)[0] == {8: 1, 32: 16, 128: 32}[n]
+    assert dqn.batch_block({"hidden": 64}, 16)[0] == 8 and dqn.batch_block({"hidden": 128}, 32)[0] == 8
 
 
 def test_auto_block_is_a_pure_function_of_the_study_and_is_printed_in_dry_run(write_study, capsys):
     s = study(write_study, config="config = { hidden = 64 }", runs=32)
     runs = spec.expand(s)
-    assert {r.batch for r in runs} == {8} and [r.run_id for r in runs] == [r.run_id for r in spec.expand(s)]
+    assert {r.batch for r in runs} == {16} and [r.run_id for r in runs] == [r.run_id for r in spec.expand(s)]
     wide = spec.expand(study(write_study, config="config = { hidden = 256 }", runs=32, name="w.toml"))
     assert {r.batch for r in wide} == {1}
     forced = spec.expand(study(write_study, config="config = { hidden = 256 }", runs=32, extra="batch_seeds = 4",
