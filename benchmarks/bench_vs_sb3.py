@@ -190,7 +190,11 @@ def _job(args: tuple) -> tuple:
 
 
 def iqm_ci(x: np.ndarray, reps: int = 10_000, seed: int = 0) -> tuple[float, float, float]:
-    """IQM of ``x`` and its 95% percentile-bootstrap CI (evalkit's stratified bootstrap, one task)."""
+    """IQM of ``x`` and its 95% percentile-bootstrap CI (evalkit's stratified bootstrap, one task).
+    NaN when a run has no score (no training episode ended in the last 10%): runs are never
+    dropped; the table says how many lack one."""
+    if not np.isfinite(x).all() or x.size < 2:
+        return (float("nan"),) * 3
     from evalkit import stats
     e = stats.interval_estimates({"a": x[:, None]}, "iqm", reps=reps, seed=seed)["a"]
     return e.point, e.low, e.high
@@ -200,6 +204,8 @@ def diff_ci(a: np.ndarray, b: np.ndarray, reps: int = 10_000, seed: int = 0) -> 
     """IQM(a) - IQM(b) and the 95% percentile interval of IQM(a*) - IQM(b*), runs of each side
     resampled independently (Colas et al. 2019's bootstrap, with the IQM as the statistic)."""
     from evalkit.stats import aggregates
+    if not (np.isfinite(a).all() and np.isfinite(b).all()) or min(a.size, b.size) < 2:
+        return (float("nan"),) * 3
     rng = np.random.default_rng(seed)
     ia = rng.integers(0, a.size, (reps, a.size))
     ib = rng.integers(0, b.size, (reps, b.size))
@@ -207,7 +213,10 @@ def diff_ci(a: np.ndarray, b: np.ndarray, reps: int = 10_000, seed: int = 0) -> 
     return aggregates.iqm(a) - aggregates.iqm(b), float(np.percentile(boot, 2.5)), float(np.percentile(boot, 97.5))
 
 
-def fmt(t: tuple[float, float, float]) -> str:
+def fmt(t: tuple[float, float, float], x: np.ndarray | None = None) -> str:
+    if not np.isfinite(t[0]):
+        missing = "" if x is None else f": {int(np.sum(~np.isfinite(x)))} of {x.size} runs without a score"
+        return f"n/a{missing}"
     return f"{t[0]:.1f} [{t[1]:.1f}, {t[2]:.1f}]"
 
 
@@ -246,11 +255,12 @@ def main(argv: list[str] | None = None) -> None:
         arr = {side: {k: np.array([per[side][s][k] for s in seeds]) for k in ("final", "eval")} for side in per}
         sps = {side: np.mean([steps / per[side][s]["wall"] for s in seeds]) for side in per}
         df, de = diff_ci(arr["ours"]["final"], arr["sb3"]["final"]), diff_ci(arr["ours"]["eval"], arr["sb3"]["eval"])
-        ok = df[1] > -row.delta and de[1] > -row.delta
+        ok = bool(df[1] > -row.delta and de[1] > -row.delta)  # NaN (a run without a score) fails
         for side in ("ours", "sb3"):
             last = side == "sb3"
             print(f"| {name} | {row.env_id} | {steps:,} | {row.n_envs} / {row.wrappers} | {side} "
-                  f"| {fmt(iqm_ci(arr[side]['final']))} | {fmt(iqm_ci(arr[side]['eval']))} | {sps[side]:,.0f} "
+                  f"| {fmt(iqm_ci(arr[side]['final']), arr[side]['final'])} "
+                  f"| {fmt(iqm_ci(arr[side]['eval']), arr[side]['eval'])} | {sps[side]:,.0f} "
                   f"| {fmt(df) if last else ''} | {fmt(de) if last else ''} | {row.delta:g} "
                   f"| {('yes' if ok else 'NO') if last else ''} |")
     for name in a.rows:
