@@ -141,3 +141,48 @@ def test_documented_differences_from_sb3_warmup_and_sync_order(monkeypatch):
     # at t = 500 both a training phase and a target copy are due: SB3 copies first, ours trains first
     assert [e[1] for e in theirs if e[0] == 500] == ["sync", "train"]
     assert [e[1] for e in ours if e[0] == 500] == ["train", "sync"]
+
+
+def _bench():
+    import importlib.util
+    import sys
+    from pathlib import Path
+    path = Path(__file__).resolve().parents[1] / "benchmarks" / "bench_vs_sb3.py"
+    spec = importlib.util.spec_from_file_location("bench_vs_sb3", path)
+    mod = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = mod  # dataclasses look their module up there
+    spec.loader.exec_module(mod)
+    return mod
+
+
+def test_bench_rows_give_both_sides_the_same_hyperparameters():
+    from agents import a2c, ppo
+    bench = _bench()
+    for row in bench.ROWS.values():
+        mod = {"dqn": dqn, "ppo": ppo, "a2c": a2c}[row.agent]
+        ours = mod.Config(**row.ours)
+        from stable_baselines3.common.env_util import make_vec_env
+        env = make_vec_env(row.env_id, n_envs=row.n_envs)
+        model = getattr(sb3, row.algo)("MlpPolicy", env, device="cpu", policy_kwargs=row.policy_kwargs or None,
+                                       **{k: bench._schedule(v) for k, v in row.sb3.items()})
+        assert ours.gamma == model.gamma, row.name
+        if row.algo == "DQN":
+            assert ours.train_frequency == model.train_freq.frequency
+            assert ours.gradient_steps == (model.train_freq.frequency if model.gradient_steps == -1
+                                           else model.gradient_steps)
+            for k in ("batch_size", "learning_starts", "target_update_interval", "exploration_fraction",
+                      "exploration_final_eps", "max_grad_norm", "tau"):
+                assert getattr(ours, k) == getattr(model, k), (row.name, k)
+            assert ours.hidden == row.policy_kwargs["net_arch"][0] == row.policy_kwargs["net_arch"][1]
+        else:
+            assert ours.n_envs == row.n_envs and ours.n_steps == model.n_steps, row.name
+            assert ours.ent_coef == model.ent_coef and ours.max_grad_norm == model.max_grad_norm
+            assert ours.vf_coef == model.vf_coef and ours.gae_lambda == model.gae_lambda
+            assert ours.hidden == 64  # SB3's default MlpPolicy: pi and vf [64, 64], tanh
+        if row.algo == "PPO":
+            assert ours.n_envs * ours.n_steps // ours.n_minibatches == model.batch_size
+            assert ours.n_epochs == model.n_epochs and model.clip_range_vf is None and not ours.clip_vloss
+            assert ours.learning_rate == model.learning_rate(1.0) and ours.anneal_lr
+        if row.algo == "A2C":
+            assert ours.learning_rate == model.learning_rate and ours.optimizer == "rmsprop"
+            assert not ours.normalize_advantage and not model.normalize_advantage
