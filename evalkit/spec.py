@@ -620,7 +620,7 @@ def env_defaults(alg: AlgorithmSpec, env_id: str) -> dict[str, Any]:
     """The agent's tuned defaults for ``env_id`` (its module's ``ENV_DEFAULTS``, rl-zoo3 style; issue
     21): they replace the agent's Config defaults for that env, and the study's config overrides
     them. Empty for command and imported agents and for envs the agent ships nothing for."""
-    if alg.command is not None or alg.agent == "command":
+    if alg.command is not None or alg.agent in ("command", "imported"):
         return {}
     from evalkit import registry
     mod = importlib.import_module(registry.resolve_agent(alg.agent).module)
