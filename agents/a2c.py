@@ -33,7 +33,7 @@ NAME = "a2c"
 class Config:
     """Hyperparameters of A2C."""
 
-    lr: float = hp(7e-4, low=1e-5, high=1e-1, log=True, help="optimizer step size")
+    learning_rate: float = hp(7e-4, low=1e-5, high=1e-1, log=True, help="optimizer step size")
     optimizer: str = hp("rmsprop", choices=("rmsprop", "adam"), help="RMSprop(alpha=0.99, eps=1e-5) as in A2C, or Adam")
     n_envs: int = hp(8, low=1, high=256, log=True, help="env copies stepped in lockstep")
     n_steps: int = hp(5, low=1, high=2048, log=True, help="steps per env copy between updates (the n of n-step)")
@@ -42,9 +42,20 @@ class Config:
     vf_coef: float = hp(0.5, low=0.0, high=10.0, help="weight of the value loss")
     ent_coef: float = hp(0.0, low=0.0, high=1.0, help="entropy bonus coefficient")
     max_grad_norm: float = hp(0.5, low=0.01, high=100.0, log=True, help="global gradient-norm clip")
-    normalize_advantages: bool = hp(False, choices=(True, False), help="standardise advantages per update")
+    normalize_advantage: bool = hp(False, choices=(True, False), help="standardise advantages per update")
     anneal_lr: bool = hp(False, choices=(True, False), help="decay the step size linearly to 0 over the run")
     hidden: int = hp(64, low=4, high=1024, log=True, help="units in each of the two hidden layers")
+
+
+# Per-env defaults (issue 21, rl-zoo3 style): study config > env defaults > Config defaults.
+ENV_DEFAULTS: dict[str, dict] = {
+    "CartPole-v1": {},  # Config's defaults are rl-zoo3's (SB3's A2C defaults, 8 envs)
+    "LunarLander-v3": dict(gamma=0.995, n_steps=5, learning_rate=8.3e-4, anneal_lr=True, ent_coef=1e-5),
+}
+ENV_DEFAULTS_SOURCE = {
+    "CartPole-v1": "rl-zoo3's CartPole-v1; agents benchmark at 200k",
+    "LunarLander-v3": "rl-zoo3's LunarLander (lin_0.00083); not yet measured here",
+}
 
 
 def advantages(rewards: np.ndarray, values: np.ndarray, dones: np.ndarray, last_values: np.ndarray,
@@ -84,9 +95,9 @@ def train(env_id: str, config: Config, seed: int, steps: int, log: EpisodeLog, *
     value = mlp(n_obs, 1, config.hidden, 1.0, gen)
     params = list(policy.parameters()) + list(value.parameters())
     if config.optimizer == "adam":
-        opt = torch.optim.Adam(params, lr=config.lr, eps=1e-5)
+        opt = torch.optim.Adam(params, lr=config.learning_rate, eps=1e-5)
     else:
-        opt = torch.optim.RMSprop(params, lr=config.lr, alpha=0.99, eps=1e-5)
+        opt = torch.optim.RMSprop(params, lr=config.learning_rate, alpha=0.99, eps=1e-5)
     clock = EvaluationClock(evaluation)
 
     def greedy_act(o):
@@ -136,7 +147,7 @@ def train(env_id: str, config: Config, seed: int, steps: int, log: EpisodeLog, *
         else:  # a full rollout: learn from it
             if config.anneal_lr:
                 for g in opt.param_groups:
-                    g["lr"] = config.lr * (1.0 - t / steps)
+                    g["lr"] = config.learning_rate * (1.0 - t / steps)
             stats = _update(policy, value, opt, params, buf_obs, buf_act, buf_rew, buf_done, obs, config)
     for env in envs:
         env.close()
@@ -155,7 +166,7 @@ def _update(policy: nn.Module, value: nn.Module, opt: torch.optim.Optimizer, par
                      config.gamma, config.gae_lambda).reshape(-1)
     returns = torch.as_tensor(adv + v.detach().double().numpy(), dtype=torch.float32)
     adv_t = torch.as_tensor(adv, dtype=torch.float32)
-    if config.normalize_advantages and adv_t.numel() > 1:
+    if config.normalize_advantage and adv_t.numel() > 1:
         adv_t = (adv_t - adv_t.mean()) / (adv_t.std() + 1e-8)
     logp_all = torch.log_softmax(policy(obs_t), dim=-1)
     logp = logp_all.gather(1, torch.as_tensor(buf_act.reshape(-1)).unsqueeze(1)).squeeze(1)

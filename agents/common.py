@@ -34,6 +34,19 @@ def hp(default: Any, *, low: float | None = None, high: float | None = None,
     return field(default=default, metadata=meta)
 
 
+# One vocabulary (issue 21): the same hyperparameter has the same name in every agent (SB3's names
+# where they exist). Old names a study may still carry, mapped to the new one; evalkit refuses them
+# with a one-line hint (``evalkit.spec``). Names only one agent has keep their own (DQN's
+# ``train_frequency``, PPO's ``clip_coef``, the linear/tabular TD agents' step size ``alpha``,
+# which the tile-coded agents divide by ``n_tilings`` and is not an optimizer's learning rate).
+RENAMED = {
+    "lr": "learning_rate",
+    "value_lr": "value_learning_rate",
+    "norm_adv": "normalize_advantage",
+    "normalize_advantages": "normalize_advantage",
+}
+
+
 @dataclass(frozen=True)
 class HyperparameterInfo:
     """What evalkit knows about one hyperparameter of an agent."""
@@ -105,6 +118,22 @@ class ListLog:
 
     def returns(self, mode: str = "train") -> np.ndarray:
         return np.array([r["return"] for r in self.rows if r["mode"] == mode], dtype=float)
+
+
+def choose_block(table: Sequence[tuple[int, int, int, str]], hidden: int, n_seeds: int,
+                 agent: str) -> tuple[int, str]:
+    """Seeds per block for ``batch_seeds = "auto"`` (issue 21) from an agent's measured table of
+    rows ``(max hidden, min seeds, block, measurement)``: the first row with ``hidden <= max
+    hidden`` and ``n_seeds >= min seeds`` gives the block, else 1 (never batch). A pure function of
+    the config and the number of seeds: no timing at run time decides it, so run ids (which hold
+    the block size) are reproducible. Returns ``(block, reason)``."""
+    for max_hidden, min_seeds, block, measured in table:
+        if hidden <= max_hidden and n_seeds >= min_seeds:
+            return block, f"{agent} hidden {hidden} <= {max_hidden}, {n_seeds} seeds >= {min_seeds}: {measured}"
+    widths = [row for row in table if hidden <= row[0]]
+    if not widths:
+        return 1, f"{agent} hidden {hidden}: no measurement shows batching faster at this width"
+    return 1, f"{agent} hidden {hidden}, {n_seeds} seeds: too few seeds for a block that beats unbatched runs"
 
 
 def make_env(env_id: str, env_kwargs: dict | None = None) -> gym.Env:

@@ -29,7 +29,7 @@ from gymnasium import spaces
 from torch import nn
 
 from agents import vector_envs
-from agents.common import Evaluation, EpisodeLog, EvaluationClock, hp, make_env, torch_generator_seed
+from agents.common import Evaluation, EpisodeLog, EvaluationClock, choose_block, hp, make_env, torch_generator_seed
 
 NAME = "ppo"
 
@@ -48,7 +48,7 @@ class Config:
     gae_lambda: float = hp(0.8, low=0.0, high=1.0, help="GAE lambda")
     clip_coef: float = hp(0.2, low=0.0, high=10.0, help="surrogate clipping epsilon")
     clip_vloss: bool = hp(True, choices=(True, False), help="clip the value loss like the policy")
-    norm_adv: bool = hp(True, choices=(True, False), help="normalise advantages per minibatch")
+    normalize_advantage: bool = hp(True, choices=(True, False), help="normalise advantages per minibatch")
     ent_coef: float = hp(0.0, low=0.0, high=1.0, help="entropy bonus coefficient")
     vf_coef: float = hp(0.5, low=0.0, high=10.0, help="weight of the value loss")
     max_grad_norm: float = hp(0.5, low=0.01, high=100.0, log=True, help="global gradient-norm clip")
@@ -56,6 +56,27 @@ class Config:
     normalize_obs: bool = hp(False, choices=(True, False), help="running mean/std observation normalisation")
     normalize_reward: bool = hp(False, choices=(True, False), help="scale rewards by the running std of returns")
     init_log_std: float = hp(0.0, low=-5.0, high=2.0, help="initial log std of the Gaussian policy (Box actions)")
+
+
+# Per-env defaults (issue 21, rl-zoo3 style): study config > env defaults > Config defaults.
+ENV_DEFAULTS: dict[str, dict] = {
+    "CartPole-v1": {},  # Config's defaults are rl-zoo3's CartPole-v1 setting
+    "Acrobot-v1": {},  # ... and solve Acrobot-v1 too (agents benchmark)
+    "Pendulum-v1": dict(n_envs=4, n_steps=1024, gamma=0.9, gae_lambda=0.95, n_epochs=10, learning_rate=1e-3,
+                        n_minibatches=16, clip_vloss=False),
+    # rl-zoo3's MountainCar-v0 and LunarLander settings (SB3 batch_size 64 -> n_minibatches; constant lr)
+    "MountainCar-v0": dict(normalize_obs=True, n_envs=16, n_steps=16, gae_lambda=0.98, gamma=0.99, n_epochs=4,
+                           learning_rate=3e-4, anneal_lr=False, n_minibatches=4, clip_vloss=False),
+    "LunarLander-v3": dict(n_envs=16, n_steps=1024, gae_lambda=0.98, gamma=0.999, n_epochs=4, ent_coef=0.01,
+                           learning_rate=3e-4, anneal_lr=False, n_minibatches=256, clip_vloss=False),
+}
+ENV_DEFAULTS_SOURCE = {
+    "CartPole-v1": "rl-zoo3's CartPole-v1; agents benchmark at 200k",
+    "Acrobot-v1": "rl-zoo3's CartPole-v1 setting; agents benchmark at 200k",
+    "Pendulum-v1": "rl-zoo3's Pendulum-v1 without gSDE, 256-sample minibatches; agents benchmark at 200k",
+    "MountainCar-v0": "rl-zoo3's MountainCar-v0 (1M steps there); not yet measured here",
+    "LunarLander-v3": "rl-zoo3's LunarLander (1M steps there); not yet measured here",
+}
 
 
 def gae(rewards: np.ndarray, values: np.ndarray, dones: np.ndarray, last_values: np.ndarray, gamma: float,
@@ -163,7 +184,7 @@ def ppo_loss(policy: Policy, obs: torch.Tensor, actions: torch.Tensor, old_logp:
     """Clipped surrogate + (clipped) value loss - entropy bonus, for one minibatch."""
     logp, entropy = policy.log_prob_entropy(obs, actions)
     ratio = (logp - old_logp).exp()
-    if config.norm_adv and len(adv) > 1:
+    if config.normalize_advantage and len(adv) > 1:
         adv = (adv - adv.mean()) / (adv.std() + 1e-8)
     pg = torch.max(-adv * ratio, -adv * ratio.clamp(1 - config.clip_coef, 1 + config.clip_coef)).mean()
     v = policy.value(obs)
@@ -336,4 +357,19 @@ def _learn(policy: Policy, opt: torch.optim.Optimizer, obs: np.ndarray, acts: np
             nn.utils.clip_grad_norm_(params, config.max_grad_norm, foreach=True)
             opt.step()
     return {k: float(x.detach()) for k, x in info.items()}
+# Seeds per block under batch_seeds = "auto" (issue 21): (max hidden, min seeds, block, measurement),
+# first match wins, else 1. From benchmarks/bench_batched_ppo.py (CartPole-v1 defaults, one thread):
+# 8 seeds in one process 4.2x one unbatched seed, 32 seeds 4.3x; so through `evalkit run` with 2
+# workers, blocks of 8 are about 2x the unbatched runner from 8 seeds on (two blocks from 16 seeds).
+# Not measured at other widths: no batching there.
+AUTO_BLOCKS = (
+    (64, 8, 8, "blocks of 8: 4.2x one unbatched seed per process (bench_batched_ppo), ~2x the 2-worker runner"),
+)
+
+
+def batch_block(config: dict, n_seeds: int) -> tuple[int, str]:
+    """Seeds per block for ``batch_seeds = "auto"``: :data:`AUTO_BLOCKS` at the config's width."""
+    return choose_block(AUTO_BLOCKS, int(config.get("hidden", Config.hidden)), n_seeds, NAME)
+
+
 from agents.ppo_batched import train_batch  # noqa: E402,F401  (seed-batched PPO: several seeds, one process)

@@ -233,7 +233,7 @@ def ppo_losses(policy: BatchedPolicy, obs: torch.Tensor, actions: torch.Tensor, 
     minibatch (inputs ``(B, N, ...)``), and ``(B,)`` diagnostics."""
     logp, entropy = policy.log_prob_entropy(obs, actions)
     ratio = (logp - old_logp).exp()
-    if config.norm_adv and adv.shape[1] > 1:
+    if config.normalize_advantage and adv.shape[1] > 1:
         adv = (adv - adv.mean(1, keepdim=True)) / (adv.std(1, keepdim=True) + 1e-8)
     pg = torch.max(-adv * ratio, -adv * ratio.clamp(1 - config.clip_coef, 1 + config.clip_coef)).mean(1)
     v = policy.value(obs)

@@ -30,16 +30,21 @@ NAME = "reinforce"
 class Config:
     """Hyperparameters of REINFORCE with a learned baseline."""
 
-    lr: float = hp(1e-3, low=1e-5, high=1e-1, log=True, help="Adam step size of the policy")
-    value_lr: float = hp(1e-3, low=1e-5, high=1e-1, log=True, help="Adam step size of the value baseline")
+    learning_rate: float = hp(1e-3, low=1e-5, high=1e-1, log=True, help="Adam step size of the policy")
+    value_learning_rate: float = hp(1e-3, low=1e-5, high=1e-1, log=True, help="Adam step size of the value baseline")
     gamma: float = hp(0.99, low=0.0, high=1.0, help="discount factor")
     batch_steps: int = hp(1000, low=1, high=100_000, log=True,
                           help="update once the finished episodes hold at least this many steps")
     value_epochs: int = hp(5, low=1, high=100, help="full-batch gradient steps of the baseline per update")
-    normalize_advantages: bool = hp(True, choices=(True, False), help="standardise G_t - V(s_t) per batch")
+    normalize_advantage: bool = hp(True, choices=(True, False), help="standardise G_t - V(s_t) per batch")
     ent_coef: float = hp(0.0, low=0.0, high=1.0, help="entropy bonus coefficient")
     max_grad_norm: float = hp(1.0, low=0.01, high=100.0, log=True, help="gradient-norm clip of each network")
     hidden: int = hp(64, low=4, high=1024, log=True, help="units in each of the two hidden layers")
+
+
+# Per-env defaults (issue 21): study config > env defaults > Config defaults.
+ENV_DEFAULTS: dict[str, dict] = {"CartPole-v1": {}}
+ENV_DEFAULTS_SOURCE = {"CartPole-v1": "Config's defaults; agents benchmark at 200k"}
 
 
 def reward_to_go(rewards: np.ndarray, gamma: float, bootstrap: float = 0.0) -> np.ndarray:
@@ -85,8 +90,8 @@ def train(env_id: str, config: Config, seed: int, steps: int, log: EpisodeLog, *
     n_obs, n_act, a0 = int(np.prod(env.observation_space.shape)), int(env.action_space.n), int(env.action_space.start)
     policy = mlp(n_obs, n_act, config.hidden, 0.01, gen)
     value = mlp(n_obs, 1, config.hidden, 1.0, gen)
-    pi_opt = torch.optim.Adam(policy.parameters(), lr=config.lr)
-    v_opt = torch.optim.Adam(value.parameters(), lr=config.value_lr)
+    pi_opt = torch.optim.Adam(policy.parameters(), lr=config.learning_rate)
+    v_opt = torch.optim.Adam(value.parameters(), lr=config.value_learning_rate)
     clock = EvaluationClock(evaluation)
 
     def greedy_act(o):
@@ -131,7 +136,7 @@ def _update(policy: nn.Module, value: nn.Module, pi_opt: torch.optim.Optimizer, 
     ret_t = torch.as_tensor(returns, dtype=torch.float32)
     with torch.no_grad():
         adv = ret_t - value(obs_t).squeeze(-1)
-    if config.normalize_advantages and adv.numel() > 1:
+    if config.normalize_advantage and adv.numel() > 1:
         adv = (adv - adv.mean()) / (adv.std() + 1e-8)
     logp_all = torch.log_softmax(policy(obs_t), dim=-1)
     logp = logp_all.gather(1, torch.as_tensor(actions).long().unsqueeze(1)).squeeze(1)

@@ -18,7 +18,7 @@ import numpy as np
 from evalkit import metrics, spec, stats, status
 
 REFERENCES = {  # DESIGN.md section 8 / the targets
-    ("dqn", "CartPole-v1"): "target >= 475 @100k; CleanRL 489 @500k; rl-zoo3 500 @50k",
+    ("dqn", "CartPole-v1"): "target >= 475 @100k; CleanRL 489 @500k; rl-zoo3 500 @50k (one model; SB3 at that setting, 5 seeds: final IQM 324, bench_vs_sb3.py)",
     ("dqn", "Acrobot-v1"): "target >= -100 @100k; rl-zoo3 -76.6 @100k",
     ("dqn", "MountainCar-v0"): "target eval >= -130 @200k; rl-zoo3 -100.8 @120k",
     ("ppo", "CartPole-v1"): "target >= 475 @200k; CleanRL 490 @500k",

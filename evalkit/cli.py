@@ -86,6 +86,14 @@ def _dry_run(study, args: argparse.Namespace) -> int:
     if t is not None and t.search == "optuna":
         print(f"tuning: Optuna (Ray Tune's OptunaSearch) proposes {t.budget} settings per algorithm in batches of "
               f"{t.batch} while the study runs, {t.runs} tuning runs each (runs listed: those already proposed)")
+    blocks = {}  # issue 21: the seed-block choice per (algorithm, env, setting) and its reason
+    for r in runs:
+        blocks.setdefault((r.algorithm, r.env, r.setting), r)
+    for (alg_name, env_name, setting), r in blocks.items():
+        n = study.tuning.runs if r.phase == "tune" else study.runs
+        block, reason = spec.batch_choice(study, study.algorithm(alg_name), n, r.config)
+        print(f"seed blocks: {alg_name} on {env_name} ({setting}): {block} seed{'s' if block > 1 else ''} "
+              f"per process ({reason})")
     print(f"{len(runs)} runs" + (f" (tuning stage; then {study.runs} fresh-seed evaluation runs per "
                                  f"algorithm x env of the selected setting)" if t else ""))
     print("code this study executes:")
@@ -383,14 +391,35 @@ def cmd_clean(args: argparse.Namespace) -> int:
 
 
 def cmd_agents(args: argparse.Namespace) -> int:
+    import importlib
+
     from evalkit import registry
-    for info in registry.list_agents():
+    infos = registry.list_agents() if args.agent is None else [registry.resolve_agent(args.agent)]
+    for info in infos:
+        mod = importlib.import_module(info.module)
+        env_defaults = getattr(mod, "ENV_DEFAULTS", {})
+        tuned = {}
+        if args.env is not None:  # issue 21: the defaults a study without a config gets on this env
+            import gymnasium as gym
+            import evalkit.envs  # noqa: F401  (registers the custom envs)
+            if args.env not in gym.registry:
+                raise EvalkitError(f"--env: expected a registered gymnasium environment id, found {args.env!r}")
+            tuned = env_defaults.get(args.env, {})
         print(f"{info.name}  [{info.kind}: {info.module}]  {info.doc}")
+        if args.env is not None:
+            source = getattr(mod, "ENV_DEFAULTS_SOURCE", {}).get(args.env)
+            print(f"    defaults for {args.env}: " + (f"tuned per env ({source})" if args.env in env_defaults
+                                                      else "the agent's generic defaults (no per-env setting)"))
+        elif env_defaults:
+            print(f"    per-env defaults for: {', '.join(env_defaults)} (see --env)")
         for h in info.hyperparameters.values():
             rng = (f"choices {list(h.choices)}" if h.choices else
                    f"range [{h.low}, {h.high}]" if h.low is not None or h.high is not None else "")
             scale = " log" if h.log else ""
-            print(f"    {h.name:24s} {h.type.__name__:5s} = {h.default!r:12}  {rng}{scale}  {h.help}")
+            value, mark = (tuned[h.name], "*") if h.name in tuned else (h.default, " ")
+            print(f"   {mark}{h.name:24s} {h.type.__name__:5s} = {value!r:12}  {rng}{scale}  {h.help}")
+        if tuned:
+            print("    (* = per-env default; the study's config overrides any of these)")
         print()
     return 0
 
@@ -549,7 +578,9 @@ def build_parser() -> argparse.ArgumentParser:
     _add_root(p)
     p.add_argument("--failed", action="store_true", help="remove the failure records in failures/")
 
-    command("agents", cmd_agents, "list agents and their hyperparameters with defaults and ranges")
+    p = command("agents", cmd_agents, "list agents and their hyperparameters with defaults and ranges")
+    p.add_argument("agent", nargs="?", help="only this agent")
+    p.add_argument("--env", help="show the defaults a study gets on this gymnasium env id (per-env tuned defaults)")
 
     p = command("slurm", cmd_slurm, "write an sbatch script that starts a Ray cluster on a SLURM allocation "
                 "and runs the study on it (--submit: and submit it)")

@@ -60,8 +60,10 @@ def run_labels(runs: pd.DataFrame) -> pd.Series:
     group = [c for c in GROUP if c in runs.columns]
     ident = "setting" if "setting" in runs.columns else None
     for _, g in runs.groupby(group, sort=False):
+        if ident is not None and g[ident].nunique() <= 1:
+            continue  # one setting (e.g. tuning-agnostic draws share the setting 'agnostic'): the algorithm
         cols = swept(g)
-        if not cols and (ident is None or g[ident].nunique() <= 1):
+        if not cols and ident is None:
             continue
         if cols:  # vectorised: each distinct value is formatted once (sweeps of 100,000 runs)
             parts = [f"{c[3:]}=" + g[c].map({v: number(v) for v in g[c].unique()}).astype(str) for c in cols]

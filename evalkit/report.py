@@ -158,11 +158,26 @@ def _mean_ci_text(x: np.ndarray, reps: int, seed: int, empty: str = "n/a") -> st
     return _fmt_ci(float(np.mean(x)), np.nan, np.nan) if len(x) else empty
 
 
+def _config_text(study: Study, alg) -> str:
+    """The resolved config per env (issue 21: the agent's per-env defaults, then the study's
+    config), as the values that differ from the agent's generic defaults."""
+    from evalkit import spec, status
+    if status.is_imported(study):  # no agent to resolve against: the stored config keys
+        return ", ".join(f"{k}={v}" for k, v in sorted(alg.config.items())) or "defaults"
+    base = spec.agent_defaults(alg)
+    per_env = {e.name: ", ".join(f"{k}={v}" for k, v in sorted(spec.resolved_config(alg, e, {}, base).items())
+                                 if base.get(k, object()) != v)
+               for e in study.envs_of(alg)}
+    if len(set(per_env.values())) == 1:
+        return next(iter(per_env.values())) or "defaults"
+    return "; ".join(f"{e}: {t or 'defaults'}" for e, t in per_env.items())
+
+
 def _summary_tables(study: Study) -> tuple[pd.DataFrame, pd.DataFrame]:
     algs = []
     for a in study.algorithms:
         envs = ", ".join(e.name for e in study.envs_of(a))
-        config = ", ".join(f"{k}={v}" for k, v in sorted(a.config.items())) or "defaults"
+        config = _config_text(study, a)
         sweep = "; ".join(f"{ax.name}: {ax.kind} {list(ax.values)}" for ax in a.sweep) or "-"
         algs.append({"algorithm": a.name, "agent": a.agent, "envs": envs, "config": config, "sweep": sweep})
     envs = [{"env": e.name, "id": e.id, "steps": e.steps,

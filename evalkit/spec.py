@@ -508,6 +508,10 @@ def declared_defaults(alg: AlgorithmSpec) -> dict:
 
 def _check_value(c: _Checker, known: dict, name: str, value: Any, key: str, agent: str) -> None:
     if name not in known:
+        from agents.common import RENAMED  # issue 21: an old name gets a hint naming the new one
+        if RENAMED.get(name) in known:
+            raise c.fail(key, f"{RENAMED[name]!r} (renamed: one vocabulary across agents, see the README)",
+                         f"the old name {name!r}")
         raise c.fail(key, f"a hyperparameter of agent {agent!r} ({', '.join(known) or 'none'})", f"unknown {name!r}")
     typ, low, high, choices = known[name]
     ok = (isinstance(value, bool) if typ is bool else
@@ -612,6 +616,25 @@ def agent_defaults(alg: AlgorithmSpec) -> dict[str, Any]:
     return {n: h.default for n, h in info.hyperparameters.items()}
 
 
+def env_defaults(alg: AlgorithmSpec, env_id: str) -> dict[str, Any]:
+    """The agent's tuned defaults for ``env_id`` (its module's ``ENV_DEFAULTS``, rl-zoo3 style; issue
+    21): they replace the agent's Config defaults for that env, and the study's config overrides
+    them. Empty for command and imported agents and for envs the agent ships nothing for."""
+    if alg.command is not None or alg.agent in ("command", "imported"):
+        return {}
+    from evalkit import registry
+    mod = importlib.import_module(registry.resolve_agent(alg.agent).module)
+    return dict(getattr(mod, "ENV_DEFAULTS", {}).get(env_id, {}))
+
+
+def resolved_config(alg: AlgorithmSpec, env: EnvSpec, values: Mapping[str, Any],
+                    defaults: Mapping[str, Any] | None = None) -> dict[str, Any]:
+    """The config a run trains with (and its id hashes): agent defaults <- the agent's defaults for
+    this env id <- algorithm config <- env overrides <- sweep setting."""
+    defaults = agent_defaults(alg) if defaults is None else defaults
+    return {**defaults, **env_defaults(alg, env.id), **alg.config, **alg.env_config.get(env.name, {}), **values}
+
+
 def supports_batching(alg: AlgorithmSpec) -> bool:
     """Whether the algorithm's agent can train several seeds in one process (``train_batch``)."""
     if alg.command is not None or alg.agent in ("command", "imported"):
@@ -621,23 +644,43 @@ def supports_batching(alg: AlgorithmSpec) -> bool:
     return hasattr(importlib.import_module(info.module), "train_batch")
 
 
-def batch_size(study: Study, alg: AlgorithmSpec, n_runs: int) -> int:
-    """Seeds per block for an algorithm's runs of one setting (1 = unbatched).
+def batch_size(study: Study, alg: AlgorithmSpec, n_runs: int, config: Mapping[str, Any] | None = None) -> int:
+    """Seeds per block for an algorithm's runs of one setting (1 = unbatched): :func:`batch_choice`."""
+    return batch_choice(study, alg, n_runs, config)[0]
+
+
+def batch_choice(study: Study, alg: AlgorithmSpec, n_runs: int,
+                 config: Mapping[str, Any] | None = None) -> tuple[int, str]:
+    """Seeds per block for an algorithm's runs of one setting, and why.
 
     Blocks are fixed by the study: seed indices ``[k*B, (k+1)*B)``; a block holds fewer seeds only
-    when the study has fewer runs. ``batch_seeds = "auto"`` uses :data:`DEFAULT_BATCH` for agents
-    with ``train_batch``.
+    when the study has fewer runs. ``batch_seeds = "auto"`` (issue 21) asks the agent module's
+    ``batch_block(config, n_runs)``, a pure function of the resolved ``config`` and the number of
+    seeds backed by a measured table (``agents.dqn.AUTO_BLOCKS``, ``agents.ppo.AUTO_BLOCKS``), so
+    batching is never chosen where it was measured slower; an agent with ``train_batch`` but no
+    such rule gets :data:`DEFAULT_BATCH`.
     """
-    want = DEFAULT_BATCH if study.batch_seeds == "auto" else int(study.batch_seeds)
-    if want <= 1 or n_runs < 2 or not supports_batching(alg):
-        return 1
-    return want
+    if study.batch_seeds != "auto":
+        want = int(study.batch_seeds)
+        if want <= 1 or n_runs < 2 or not supports_batching(alg):
+            return 1, "batch_seeds = 1" if want <= 1 else "no seed batching for this agent or one run"
+        return want, f"batch_seeds = {want} (study or --batch-seeds)"
+    if n_runs < 2 or not supports_batching(alg):
+        return 1, "the agent has no train_batch" if n_runs >= 2 else "one run"
+    from evalkit import registry
+    mod = importlib.import_module(registry.resolve_agent(alg.agent).module)
+    rule = getattr(mod, "batch_block", None)
+    if rule is None:
+        return DEFAULT_BATCH, f"the agent declares no block table; evalkit's fallback {DEFAULT_BATCH}"
+    block, reason = rule(dict(config if config is not None else agent_defaults(alg)), n_runs)
+    return max(1, int(block)), reason
 
 
 def make_run(study: Study, alg: AlgorithmSpec, env: EnvSpec, values: Mapping[str, Any], phase: str,
              seed_index: int, defaults: Mapping[str, Any] | None = None, steps: int | None = None,
              batch: int = 1, n_runs: int | None = None) -> Run:
-    """Build one :class:`Run`: config = agent defaults <- algorithm config <- env overrides <- setting.
+    """Build one :class:`Run`: config = agent defaults <- the agent's defaults for the env id <-
+    algorithm config <- env overrides <- setting (:func:`resolved_config`).
 
     ``steps`` overrides the env's budget (a successive-halving rung); it is part of the run's id.
     ``batch`` > 1 trains the run in a block of seeds; the block size and the block's member count
@@ -646,7 +689,7 @@ def make_run(study: Study, alg: AlgorithmSpec, env: EnvSpec, values: Mapping[str
     defaults = agent_defaults(alg) if defaults is None else defaults
     if steps is not None:
         env = dataclasses.replace(env, steps=min(int(steps), env.steps))
-    config = {**defaults, **alg.config, **alg.env_config.get(env.name, {}), **values}
+    config = resolved_config(alg, env, values, defaults)
     seed = seeding.run_seed(study.seed, env.name, phase, seed_index)
     identity = {"study": study.name, "algorithm": alg.name, "agent": alg.agent, "env": env.name,
                 "env_id": env.id, "env_kwargs": dict(env.kwargs), "config": config, "phase": phase,
@@ -694,8 +737,8 @@ def expand(study: Study, proposals: Mapping[str, list[dict[str, Any]]] | None = 
                     runs.append(dataclasses.replace(run, setting="agnostic"))
                 continue
             phase, n = ("tune", study.tuning.runs) if study.tuning else ("eval", study.runs)
-            batch = batch_size(study, alg, n)
             for values in points:
+                batch = batch_size(study, alg, n, resolved_config(alg, env, values, defaults))
                 for i in range(n):
                     runs.append(make_run(study, alg, env, values, phase, i, defaults, batch=batch, n_runs=n))
     return runs
@@ -708,7 +751,7 @@ def evaluation_runs(study: Study, selection: Mapping[tuple[str, str], Mapping[st
         defaults = agent_defaults(alg)
         for env in study.envs_of(alg):
             values = selection[(alg.name, env.name)]
-            batch = batch_size(study, alg, study.runs)
+            batch = batch_size(study, alg, study.runs, resolved_config(alg, env, values, defaults))
             runs.extend(make_run(study, alg, env, values, "eval", i, defaults, batch=batch, n_runs=study.runs)
                         for i in range(study.runs))
     return runs

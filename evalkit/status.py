@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from evalkit import catalog, spec
+from evalkit import catalog, spec, store
 from evalkit import results as results_mod
 from evalkit.spec import Study
 
@@ -59,10 +59,62 @@ def study_status(study: Study, study_dir: Path, results: "results_mod.StudyResul
     if is_imported(study):
         table = table.sort_values(["algorithm", "env", "phase"]).reset_index(drop=True)
     table.attrs["orphans"] = orphans
+    table.attrs["orphan_groups"] = _orphan_groups(study, study_dir, cat) if orphans and not is_imported(study) else []
     table.attrs["quarantined"] = catalog.quarantined(study_dir)
     table.attrs["running"] = _lock_holder(study_dir)
     table.attrs["pending_selection"] = bool(study.tuning) and not (cat["phase"] == "eval").any()
     return table
+
+
+def _orphan_groups(study: Study, study_dir: Path, cat: pd.DataFrame) -> list[str]:
+    """:func:`orphan_groups` of the stored runs that match no planned run of ``cat`` (read from the
+    stored-run index, i.e. file footers and catalog rows; only when there are orphans)."""
+    import json
+    index = store.stored_index(study_dir)
+    rows = index[~index["run_id"].isin(set(cat["run_id"]))]
+    metas = []
+    for r in rows.itertuples(index=False):
+        config = r.config
+        if isinstance(config, str):
+            try:
+                config = json.loads(config)
+            except ValueError:
+                config = {}
+        metas.append({"algorithm": r.algorithm, "env": r.env, "phase": r.phase, "seed_index": r.seed_index,
+                      "config": config or {}, "steps": int(r.budget)})
+    runs, _rungs = catalog.planned_runs(study, study_dir)
+    return orphan_groups(metas, runs)
+
+
+def orphan_groups(metas: list[dict], runs: list) -> list[str]:
+    """Name the orphans (issue 21): stored runs per (algorithm, env, phase) with what differs from
+    the current run of the same seed index -- renamed hyperparameters (``agents.common.RENAMED``),
+    changed values, budget -- or, when config and budget agree, that the seed blocks or evaluation
+    differ (both are part of a run's id)."""
+    from collections import Counter
+
+    from agents.common import RENAMED
+    current = {}
+    for r in runs:
+        current.setdefault((r.algorithm, r.env, r.phase, r.seed_index), r)
+    groups: Counter = Counter()
+    for m in metas:
+        r = current.get((m.get("algorithm"), m.get("env"), m.get("phase"), m.get("seed_index")))
+        if r is None:
+            why = "no such algorithm, env or seed in the study file now"
+        else:
+            old, new = dict(m.get("config") or {}), dict(r.config)
+            renamed = {k: RENAMED[k] for k in old if k not in new and RENAMED.get(k) in new}
+            parts = [f"renamed {k} -> {v}" for k, v in sorted(renamed.items())]
+            parts += [f"{k} {old[k]!r} -> {new[k]!r}" for k in sorted(new) if k in old and old[k] != new[k]]
+            parts += [f"{k} new" for k in sorted(set(new) - set(old) - set(renamed.values()))]
+            parts += [f"{k} gone" for k in sorted(set(old) - set(new) - set(renamed))]
+            if m.get("steps") != r.steps:
+                parts.append(f"steps {m.get('steps')} -> {r.steps}")
+            why = "; ".join(parts[:6]) + ("; ..." if len(parts) > 6 else "") if parts else \
+                "same config and budget: seed blocks or evaluation differ"
+        groups[(m.get("algorithm"), m.get("env"), m.get("phase"), why)] += 1
+    return [f"{a} on {e} ({p}): {n} -- {why}" for (a, e, p, why), n in sorted(groups.items(), key=str)]
 
 
 def _lock_holder(study_dir: Path) -> str | None:
@@ -90,6 +142,7 @@ def render(table: pd.DataFrame) -> str:
         lines.append(f"quarantined: {a['quarantined']} unreadable run files moved to quarantine/ (their runs are redone)")
     if a.get("orphans"):
         lines.append(f"orphans: {a['orphans']} stored runs match no run of the current study file (kept, not used)")
+        lines.extend(f"  {g}" for g in a.get("orphan_groups", []))
     stale = int(table["stale"].sum()) if len(table) else 0
     if stale:
         lines.append(f"stale: {stale} runs were produced by agent code that changed since; "

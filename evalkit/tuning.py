@@ -172,9 +172,9 @@ def halving_stage(study: Study, study_dir: Path, execute: Execute) -> list[Run]:
         runs = []
         for alg in study.algorithms:
             defaults = spec.agent_defaults(alg)
-            batch = spec.batch_size(study, alg, tuning.runs)
             for env in study.envs_of(alg):
                 for values in survivors[alg.name]:
+                    batch = spec.batch_size(study, alg, tuning.runs, spec.resolved_config(alg, env, values, defaults))
                     runs += [spec.make_run(study, alg, env, values, "tune", i, defaults, batch=batch,
                                            steps=None if final else budget, n_runs=tuning.runs)
                              for i in range(tuning.runs)]

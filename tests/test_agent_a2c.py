@@ -91,7 +91,7 @@ def test_truncation_bootstraps_termination_does_not(monkeypatch):
             return nets[-1]
 
         monkeypatch.setattr(a2c, "mlp", spy)
-        a2c.train(ONE_STATE[kind], a2c.Config(gamma=0.5, lr=1e-3, n_envs=2), 0, 3000, ListLog())
+        a2c.train(ONE_STATE[kind], a2c.Config(gamma=0.5, learning_rate=1e-3, n_envs=2), 0, 3000, ListLog())
         monkeypatch.setattr(a2c, "mlp", build)
         with torch.no_grad():
             values[kind] = float(nets[1](torch.zeros(1)))

@@ -84,7 +84,7 @@ def test_truncation_bootstraps_termination_does_not(monkeypatch):
             return nets[-1]
 
         monkeypatch.setattr(reinforce, "mlp", spy)
-        reinforce.train(ONE_STATE[kind], reinforce.Config(gamma=0.5, value_lr=1e-2, batch_steps=16), 0, 3000, ListLog())
+        reinforce.train(ONE_STATE[kind], reinforce.Config(gamma=0.5, value_learning_rate=1e-2, batch_steps=16), 0, 3000, ListLog())
         monkeypatch.setattr(reinforce, "mlp", build)
         with torch.no_grad():
             values[kind] = float(nets[1](torch.zeros(1)))

@@ -125,7 +125,7 @@ def test_batch_of_one_with_normalisation_truncation_and_evaluation(monkeypatch):
     # a 25-step time limit truncates often (the bootstrap path); obs/reward normalisation, no value
     # clipping, raw advantages; evaluation rounds must match the unbatched agent's too
     cfg = ppo.Config(n_envs=3, n_steps=40, n_minibatches=2, n_epochs=3, hidden=16, normalize_obs=True,
-                     normalize_reward=True, clip_vloss=False, norm_adv=False, anneal_lr=False)
+                     normalize_reward=True, clip_vloss=False, normalize_advantage=False, anneal_lr=False)
     ev = Evaluation(600, 2, 99)
     ref, mine, ref_policy, mine_policy = _compare_with_unbatched(
         monkeypatch, "CartPole-v1", cfg, 4, 2000, env_kwargs={"max_episode_steps": 25}, evaluation=ev)
