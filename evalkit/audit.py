@@ -389,8 +389,9 @@ def audit(study: Study, study_dir: Path, reps: int = 1000, seed: int = 0, result
                                                     "budget_curve")).index(f.rule)))
     notes = accounting.note_lines(runs, ("phase", "algorithm", "env"), "runs") + notes
     notes.append(f"divergence policy: {accounting.DIVERGENCE_POLICY}")
-    from evalkit.status import is_imported
-    if is_imported(study):
+    # runs that were imported (their files say agent "imported"), not a results folder of evalkit's own
+    # runs read without its study file: that one answers as the study file does
+    if "agent" in res.catalog.columns and len(res.catalog) and (res.catalog["agent"] == "imported").all():
         notes = list(_imported_notes(runs)) + notes
     return AuditResult(tuple(findings), budgets, curves, tuple(notes))
 
