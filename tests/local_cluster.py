@@ -34,6 +34,9 @@ def node_env(token: str) -> dict[str, str]:
     tests.* agents), and Ray's token authentication on with this cluster's own token (explicit, so
     a token file another Ray user left in ~/.ray changes nothing)."""
     env = dict(os.environ)
+    # the embedded instance of an earlier test in this process set this to "0" (loopback only);
+    # inherited, it makes `ray start --address` refuse to join as a worker node
+    env.pop("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER", None)
     env["RAY_AUTH_MODE"] = "token"
     env["RAY_AUTH_TOKEN"] = token
     env["PYTHONPATH"] = os.pathsep.join(dict.fromkeys([str(REPO), *env.get("PYTHONPATH", "").split(os.pathsep)]))

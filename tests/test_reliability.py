@@ -117,7 +117,8 @@ def test_diverged_runs_are_stored_flagged_and_counted(write_study, tmp_path):
     assert st["diverged"].tolist() == [2]
     from evalkit import report
     text = report.text_report(study, tmp_path / "rel", reps=200)
-    assert "(1 diverged)" in text and "nan" not in text.lower()
+    # one row per setting compared: its diverged run is counted as excluded, never averaged as NaN
+    assert "n=2 of 3 planned (excluded: 1 diverged)" in text and "nan" not in text.lower()
 
 
 def test_changed_study_runs_only_what_is_new_and_warns_about_orphans(write_study, tmp_path):
