@@ -205,6 +205,16 @@ def _hp_columns(configs: pd.Series) -> pd.DataFrame:
     return pd.DataFrame(out, index=configs.index)
 
 
+def identity_frame(runs: list) -> pd.DataFrame:
+    """One row per planned :class:`evalkit.spec.Run`: run_id, algorithm, agent, env, phase,
+    seed_index, seed, setting, budget (its step budget)."""
+    return pd.DataFrame({
+        "run_id": [r.run_id for r in runs], "algorithm": [r.algorithm for r in runs],
+        "agent": [r.agent for r in runs], "env": [r.env for r in runs], "phase": [r.phase for r in runs],
+        "seed_index": [r.seed_index for r in runs], "seed": [r.seed for r in runs],
+        "setting": [r.setting for r in runs], "budget": [r.steps for r in runs]})
+
+
 def build(study: Study, study_dir: Path, index: pd.DataFrame,
           failures: dict[str, dict]) -> tuple[pd.DataFrame, int]:
     """The catalog (:data:`COLUMNS` + ``hp.*``) and the number of orphans (stored runs no planned
@@ -217,12 +227,7 @@ def build(study: Study, study_dir: Path, index: pd.DataFrame,
     else:
         runs, rungs = planned_runs(study, study_dir)
         runs = list({r.run_id: r for r in runs}.values())
-        planned = pd.DataFrame({
-            "run_id": [r.run_id for r in runs], "algorithm": [r.algorithm for r in runs],
-            "agent": [r.agent for r in runs], "env": [r.env for r in runs], "phase": [r.phase for r in runs],
-            "seed_index": [r.seed_index for r in runs], "seed": [r.seed for r in runs],
-            "setting": [r.setting for r in runs], "budget": [r.steps for r in runs],
-            "rung": [rungs.get(r.run_id, -1) for r in runs]})
+        planned = identity_frame(runs).assign(rung=[rungs.get(r.run_id, -1) for r in runs])
         configs = pd.Series([dict(r.config) for r in runs], dtype=object)
         hashes = {}
         for r in runs:

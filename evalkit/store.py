@@ -123,6 +123,21 @@ def versions() -> dict[str, str]:
     return dict(_versions())
 
 
+def _write_atomic(table: pa.Table, path: Path, **options: Any) -> None:
+    """Write ``table`` to ``path`` as Parquet: a temporary file, fsync, then ``os.replace``, so a file
+    under its final name is always complete (a killed writer leaves only a ``.tmp`` to remove)."""
+    tmp = path.with_name(f".{path.stem}.{os.getpid()}.tmp")
+    try:
+        with open(tmp, "wb") as fh:
+            pq.write_table(table, fh, **options)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    finally:
+        if tmp.exists():
+            tmp.unlink()
+
+
 def write_run(study_dir: Path, meta: Mapping[str, Any], rows: list[Mapping[str, Any]]) -> Path:
     """Write one completed run atomically: a temporary file, fsync, then ``os.replace``.
 
@@ -139,16 +154,7 @@ def write_run(study_dir: Path, meta: Mapping[str, Any], rows: list[Mapping[str, 
     full_meta = {**meta, "schema_version": SCHEMA_VERSION, "written_at": time.time(),
                  "n_episodes": len(rows) - n_eval, "n_eval_episodes": n_eval}
     table = table.replace_schema_metadata({META_KEY: json.dumps(full_meta, default=str).encode()})
-    tmp = path.with_name(f".{path.stem}.{os.getpid()}.tmp")
-    try:
-        with open(tmp, "wb") as fh:
-            pq.write_table(table, fh)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    finally:
-        if tmp.exists():
-            tmp.unlink()
+    _write_atomic(table, path)
     fail = failure_path(study_dir, meta["run_id"])
     if fail.exists():
         fail.unlink()
@@ -397,16 +403,7 @@ def load(study_dir: str | Path, runs: Iterable[StoredRun] | None = None,
 
 def _atomic_write_table(table: pa.Table, path: Path) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.stem}.{os.getpid()}.tmp")
-    try:
-        with open(tmp, "wb") as fh:
-            pq.write_table(table, fh, row_group_size=1 << 20)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    finally:
-        if tmp.exists():
-            tmp.unlink()
+    _write_atomic(table, path, row_group_size=1 << 20)
 
 
 def _part_name() -> str:

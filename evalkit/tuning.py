@@ -24,6 +24,7 @@ import numpy as np
 import pandas as pd
 
 from evalkit import accounting, metrics, seeding, spec, store
+from evalkit import catalog as catalog_mod
 from evalkit.spec import AlgorithmSpec, Run, Study
 
 Execute = Callable[[list[Run], str], None]
@@ -57,13 +58,9 @@ def _scores(study: Study, study_dir: Path, phase_runs: list[Run]) -> pd.DataFram
     failures = store.read_failures(study_dir)
     status = dict(zip(hit["run_id"], hit["status"]))
     runs = list({r.run_id: r for r in phase_runs}.values())
-    catalog = pd.DataFrame({
-        "run_id": [r.run_id for r in runs], "algorithm": [r.algorithm for r in runs],
-        "agent": [r.agent for r in runs], "env": [r.env for r in runs], "phase": [r.phase for r in runs],
-        "seed_index": [r.seed_index for r in runs], "seed": [r.seed for r in runs],
-        "setting": [r.setting for r in runs], "budget": [r.steps for r in runs],
-        "status": ["done" if r.run_id in status else "failed" if r.run_id in failures else "missing" for r in runs],
-        "diverged_flag": [status.get(r.run_id) == "diverged" for r in runs]})
+    catalog = catalog_mod.identity_frame(runs).assign(
+        status=["done" if r.run_id in status else "failed" if r.run_id in failures else "missing" for r in runs],
+        diverged_flag=[status.get(r.run_id) == "diverged" for r in runs])
     return metrics.run_scores(table, study.metric, catalog=catalog)
 
 

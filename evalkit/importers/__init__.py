@@ -259,10 +259,7 @@ class _Job:
                 raise ImportProblem(source.folder or source.paths[0], "expected at least one run, found none")
             runs = [self._complete(source, r) for r in records]
         except EvalkitError as exc:
-            line = " ".join(str(exc).split())
-            if self.on_error == "stop":
-                raise EvalkitError(f"{line} (nothing imported; --on-error skip imports the rest)") from None
-            self.summary.problems.append(line)
+            self._problem(exc)
             return
         old = set(self.manifest["sources"].get(key, {}).get("runs", []))
         for meta, rows in runs:
@@ -283,6 +280,13 @@ class _Job:
                 if n not in self.summary.notes:
                     self.summary.notes.append(n)
 
+    def _problem(self, exc: EvalkitError) -> None:
+        """A malformed source: fatal for the whole import (``stop``) or one line, skipped (``skip``)."""
+        line = " ".join(str(exc).split())
+        if self.on_error == "stop":
+            raise EvalkitError(f"{line} (nothing imported; --on-error skip imports the rest)") from None
+        self.summary.problems.append(line)
+
     def take_table(self, source: Source) -> None:
         """An evalkit long table, imported vectorised (100,000 runs in seconds): compacted partition
         files with their catalog rows (:func:`evalkit.store.write_imported`) in the staging folder."""
@@ -301,10 +305,7 @@ class _Job:
                 raise ImportProblem(source.paths[0], f"run {rid} is also a run of {owner} (same algorithm, env, "
                                     f"seed, phase and hyperparameters)")
         except EvalkitError as exc:
-            line = " ".join(str(exc).split())
-            if self.on_error == "stop":
-                raise EvalkitError(f"{line} (nothing imported; --on-error skip imports the rest)") from None
-            self.summary.problems.append(line)
+            self._problem(exc)
             return
         if self.steps:
             runs["budget"] = int(self.steps)
