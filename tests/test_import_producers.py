@@ -104,6 +104,8 @@ def test_sweep_imported_as_stage_one_and_final_runs_as_stage_two_feed_chs(cleanr
     assert cli.main(["chs", str(tmp_path / "r" / "chs"), "--reps", "100"]) == 0
     out = capsys.readouterr().out
     assert "CHS score of the stage-2 runs" in out and "dqn" in out and "c51" in out
+    assert cli.main(["sensitivity", str(tmp_path / "r" / "chs"), "--reps", "50"]) == 0
+    assert "on the tune runs" in " ".join(capsys.readouterr().out.split())  # the imported sweep, not stage 2
     assert cli.main(["audit", str(tmp_path / "r" / "chs"), "--reps", "50"]) == 0
     out = " ".join(capsys.readouterr().out.split())  # the terminal output wraps at 100 columns
     assert "seeds (recorded seeds of tuning and evaluation runs)" in out and "it cannot check" not in out
