@@ -51,26 +51,29 @@ def study_status(study: Study, study_dir: Path, results: "results_mod.StudyResul
     """One row per (algorithm, env, phase) of the runs the study file currently asks for
     (successive-halving rung runs included: the driver records them when it plans them).
     Reads only the catalog (no episodes) unless ``results`` were loaded already."""
+    index = None
     if results is not None:
         cat, orphans = results.catalog, results.orphans
     else:
-        cat, _index, _failures, orphans = results_mod.load_catalog(study, study_dir)
+        cat, index, _failures, orphans = results_mod.load_catalog(study, study_dir)
     table = status_table(cat)
     if is_imported(study):
         table = table.sort_values(["algorithm", "env", "phase"]).reset_index(drop=True)
     table.attrs["orphans"] = orphans
-    table.attrs["orphan_groups"] = _orphan_groups(study, study_dir, cat) if orphans and not is_imported(study) else []
+    table.attrs["orphan_groups"] = _orphan_groups(study, study_dir, cat, index) if orphans and not is_imported(study) else []
     table.attrs["quarantined"] = catalog.quarantined(study_dir)
     table.attrs["running"] = _lock_holder(study_dir)
     table.attrs["pending_selection"] = bool(study.tuning) and not (cat["phase"] == "eval").any()
     return table
 
 
-def _orphan_groups(study: Study, study_dir: Path, cat: pd.DataFrame) -> list[str]:
-    """:func:`orphan_groups` of the stored runs that match no planned run of ``cat`` (read from the
-    stored-run index, i.e. file footers and catalog rows; only when there are orphans)."""
+def _orphan_groups(study: Study, study_dir: Path, cat: pd.DataFrame, index: pd.DataFrame | None = None) -> list[str]:
+    """:func:`orphan_groups` of the stored runs that match no planned run of ``cat``, from the
+    stored-run index (file footers and catalog rows; the one the catalog was built from when given,
+    read here otherwise; only when there are orphans)."""
     import json
-    index = store.stored_index(study_dir)
+    if index is None:
+        index = store.stored_index(study_dir)
     rows = index[~index["run_id"].isin(set(cat["run_id"]))]
     metas = []
     for r in rows.itertuples(index=False):
