@@ -110,3 +110,86 @@ def test_tabular_agents_accept_index_observations_and_reject_continuous():
     for env_id in ("MountainCar-v0", "PuddleWorld-v0"):  # continuous positions, even in [0, 1]
         with pytest.raises(ValueError, match="tile-coded"):
             tabular_sarsa.train(env_id, tabular_sarsa.Config(), 0, 10, ListLog())
+
+
+def _reference_tabular(target, env_id, cfg, seed, steps, env_kwargs=None):
+    """The tabular loop written out plainly (numpy table, one state index per observation), with the
+    randomness convention :func:`agents._linear_td._train_tabular` documents: uniforms from
+    ``rng.random`` in order; epsilon test, then floor(u * n) for a random action or floor(u * k) for a
+    tie among k greedy actions. Returns (weights, logged train returns, logged losses)."""
+    import gymnasium as gym
+
+    env = gym.make(env_id, **(env_kwargs or {}))
+    rng = np.random.default_rng(seed)
+    feats = tabular_features(env.observation_space, env_id)
+    n = int(env.action_space.n)
+    w = np.full((feats.n_features, n), cfg.init_value)
+    draws = iter(rng.random(10 * steps + 10))
+
+    def act(row):
+        if cfg.epsilon > 0 and next(draws) < cfg.epsilon:
+            return int(next(draws) * n)
+        best = np.flatnonzero(row == row.max())
+        return int(best[0]) if best.size == 1 else int(best[int(next(draws) * best.size)])
+
+    obs, _ = env.reset(seed=seed)
+    s = feats(obs)[0]
+    a = act(w[s])
+    rets, losses, ep_ret, ep_len, sq = [], [], 0.0, 0, 0.0
+    for _ in range(steps):
+        obs, r, term, trunc, _ = env.step(a)
+        ep_ret, ep_len = ep_ret + r, ep_len + 1
+        if term:
+            delta = r - w[s, a]
+        else:
+            s2 = feats(obs)[0]
+            a2 = act(w[s2])
+            boot = {"sarsa": w[s2, a2], "q_learning": w[s2].max(),
+                    "expected_sarsa": cfg.epsilon * (w[s2].sum() / n) + (1 - cfg.epsilon) * w[s2].max()}[target]
+            delta = r + cfg.gamma * boot - w[s, a]
+        w[s, a] += cfg.alpha * delta
+        sq += delta * delta
+        if term or trunc:
+            rets.append(ep_ret)
+            losses.append(sq / ep_len)
+            obs, _ = env.reset()
+            s = feats(obs)[0]
+            a = act(w[s])
+            ep_ret, ep_len, sq = 0.0, 0, 0.0
+        else:
+            s, a = s2, a2
+    return w, rets, losses
+
+
+@pytest.mark.parametrize("target", ["sarsa", "expected_sarsa", "q_learning"])
+@pytest.mark.parametrize("env_kwargs", [None, {"observation": "index", "max_episode_steps": 30}])
+def test_fast_tabular_loop_equals_the_plain_definition(target, env_kwargs):
+    # the scalar-Python tabular loop (issue 18) against a straightforward numpy version of the same
+    # rule and randomness: bitwise-equal weights, returns and losses, ties and random actions included
+    cfg = TabularConfig(alpha=0.3, epsilon=0.2, gamma=0.95, init_value=0.0)
+    log = ListLog()
+    w = train_td_control(target, tabular_features, "CliffWorld-v0", cfg, 11, 1500, log, env_kwargs=env_kwargs)
+    w_ref, rets, losses = _reference_tabular(target, "CliffWorld-v0", cfg, 11, 1500, env_kwargs)
+    np.testing.assert_array_equal(w, w_ref)
+    train = [r for r in log.rows if r["mode"] == "train"]
+    assert [r["return"] for r in train] == rets and [r["loss"] for r in train] == losses
+    assert len(rets) >= 5
+
+
+def test_fast_tabular_loop_refuses_observations_outside_the_space():
+    from agents._linear_td import TabularFeatures
+    from gymnasium import spaces
+
+    feats = TabularFeatures(spaces.Box(low=np.array([0, 0]), high=np.array([3, 2]), dtype=np.int64))
+    with pytest.raises(ValueError):
+        feats(np.array([4, 0]))
+
+
+def test_tabular_q_learning_finds_the_safe_path_quickly():
+    # Q-learning on CliffWorld (Sutton & Barto, Example 6.6): its greedy policy takes the optimal
+    # 13-step path along the cliff; 20k steps take well under a second with the scalar loop
+    log = ListLog()
+    tabular_q_learning.train("CliffWorld-v0", tabular_q_learning.Config(alpha=0.5, epsilon=0.1), 0, 20_000, log,
+                             evaluation=Evaluation(every=20_000, episodes=1, seed=0))
+    evals = [r for r in log.rows if r["mode"] == "eval"]
+    assert evals[-1]["return"] == -13.0

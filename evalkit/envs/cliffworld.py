@@ -58,6 +58,11 @@ def transition(x: int, y: int, action: int) -> tuple[int, int, float, bool, bool
     return nx, ny, STEP_REWARD, (nx, ny) == GOAL, False
 
 
+# Every (cell, action) outcome, computed once by :func:`transition`: the step is a table lookup
+# (issue 18: 10,000-run sweeps of 500-step runs spend most of their time in here).
+_TABLE = {(x, y, a): transition(x, y, a) for x in range(WIDTH) for y in range(HEIGHT) for a in _MOVES}
+
+
 class CliffWorld(gym.Env):
     """The 12 x 4 cliff-walking gridworld of the CHS benchmark (see the module docstring)."""
 
@@ -82,7 +87,7 @@ class CliffWorld(gym.Env):
     def _obs(self) -> Any:
         x, y = self.pos
         if self.observation == "coords":
-            return np.array([x, y], dtype=np.int64)
+            return np.array(self.pos, dtype=np.int64)
         return x * HEIGHT + y
 
     def reset(self, *, seed: int | None = None, options: dict | None = None):
@@ -91,9 +96,12 @@ class CliffWorld(gym.Env):
         return self._obs(), {}
 
     def step(self, action):
-        if not self.action_space.contains(action):
-            raise ValueError(f"CliffWorld: invalid action {action!r}")
-        x, y, reward, terminated, fell = transition(*self.pos, int(action))
+        # a plain int in range is the common case; anything else goes through the space's own check
+        if type(action) is not int or not 0 <= action < 4:
+            if not self.action_space.contains(action):
+                raise ValueError(f"CliffWorld: invalid action {action!r}")
+            action = int(action)
+        x, y, reward, terminated, fell = _TABLE[(*self.pos, action)]
         self.pos = (x, y)
         return self._obs(), reward, terminated, False, {"cliff": fell}
 
