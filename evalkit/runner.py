@@ -169,17 +169,10 @@ class _Execution:
         """Store a unit's successful runs; a failed unit is retried whole (a batch is atomic)."""
         if isinstance(unit, packing.Pack):  # many single runs in one task: recorded run by run
             return packing.record_pack(self, unit, outcomes, bar, queue)
+        if all(o.ok for o in outcomes):
+            return self.store([(unit, outcomes)], bar)
         key = tuple(r.run_id for r in unit)
         self.attempts[key] += 1
-        if all(o.ok for o in outcomes):
-            history = self.history.pop(key, [])
-            for o in outcomes:
-                meta = run_metadata(o.run, o)
-                meta["attempts"], meta["failed_attempts"] = self.attempts[key], history
-                store.write_run(self.dir, meta, o.rows)
-            self.summary.completed += len(outcomes)
-            bar.update(len(outcomes))
-            return
         attempts = self.attempts[key]
         final = attempts > self.opt.retries
         failed = next(o for o in outcomes if not o.ok)
@@ -200,6 +193,22 @@ class _Execution:
             bar.set_postfix(failed=len(self.summary.failed))
         else:
             queue.append(unit)
+
+    def store(self, done: list[tuple[Unit, list[worker.Outcome]]], bar: tqdm) -> None:
+        """Store the runs of units that succeeded, each as its own atomic file (written together by
+        :func:`store.write_runs`, so their fsyncs overlap), then count them."""
+        items = []
+        for unit, outcomes in done:
+            key = tuple(r.run_id for r in unit)
+            self.attempts[key] += 1
+            history = self.history.pop(key, [])
+            for o in outcomes:
+                meta = run_metadata(o.run, o)
+                meta["attempts"], meta["failed_attempts"] = self.attempts[key], history
+                items.append((meta, o.rows))
+        store.write_runs(self.dir, items)
+        self.summary.completed += len(items)
+        bar.update(len(items))
 
     def serial(self, units: list[Unit], bar: tqdm) -> None:
         queue = collections.deque(units)

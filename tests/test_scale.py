@@ -253,3 +253,26 @@ def test_a_lost_pack_is_retried_run_by_run(write_study, tmp_path, ray_instance):
 
 def test_pack_size_is_automatic_and_off_for_small_studies():
     assert packing.pack_size(24, 2) == 1 and packing.pack_size(10_000, 2) == packing.MAX_PACK
+
+
+def test_write_runs_writes_each_run_atomically_and_finishes_the_others_when_one_fails(write_study, tmp_path):
+    # the driver writes a pack's runs on several threads (overlapping fsyncs); each is still its own
+    # complete file, a failing write raises only after the others are done, and no temporary is left
+    _, d = _run(write_study, tmp_path, runs=2)
+    good = {Path(p).stem for p in store.scan(d)}
+    src = results.load(spec.load_study(write_study(STUDY.format(runs=2, config=""))), d).episodes
+    items = []
+    for rid, g in list(src.groupby("run_id"))[:6]:
+        first = g.iloc[0]
+        meta = {"run_id": f"copy-{rid}", "algorithm": first["algorithm"], "env": first["env"], "phase": "eval",
+                "seed_index": int(first["seed_index"]), "seed": int(first["seed"]), "setting": first["setting"],
+                "config": {}}
+        rows = [{"mode": m, "step": int(s), "episode": int(e), "return": float(r), "length": int(n)}
+                for m, s, e, r, n in zip(g["mode"], g["step"], g["episode"], g["return"], g["length"])]
+        items.append((meta, rows))
+    broken = ({**items[0][0], "run_id": "broken"}, [{"mode": "train"}])  # no step/return: cannot be written
+    with pytest.raises(Exception):
+        store.write_runs(d, items[:3] + [broken] + items[3:])
+    written = {Path(p).stem for p in store.scan(d)} - good
+    assert written == {m["run_id"] for m, _ in items}
+    assert not list(d.rglob("*.tmp"))
