@@ -70,7 +70,8 @@ _WRAP = ("import resource, subprocess, sys; r = subprocess.run(sys.argv[1:]); "
 CPU: dict[str, float] = {}  # command line -> CPU seconds (user + sys) of its last run
 
 
-def timed(cmd: list[str], timeout: float, env: dict | None = None) -> tuple[float, float, str, int]:
+def timed(cmd: list[str], timeout: float, env: dict | None = None,
+          cwd: Path = REPO) -> tuple[float, float, str, int]:
     """(wall seconds, peak RSS in GB, last output line, exit status) of a command in its own process
     (peak RSS and CPU time of that process and the children it waited for, via a wrapper's
     RUSAGE_CHILDREN; the CPU time goes to :data:`CPU`). On a machine shared with other jobs the
@@ -78,7 +79,7 @@ def timed(cmd: list[str], timeout: float, env: dict | None = None) -> tuple[floa
     t0 = time.perf_counter()
     # its own process group, so a timeout stops the command and everything it started
     popen = subprocess.Popen([sys.executable, "-c", _WRAP, *cmd], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                             text=True, env={**os.environ, **(env or {})}, cwd=REPO, start_new_session=True)
+                             text=True, env={**os.environ, **(env or {})}, cwd=cwd, start_new_session=True)
     try:
         stdout, stderr = popen.communicate(timeout=timeout)
     except subprocess.TimeoutExpired:
@@ -186,8 +187,8 @@ def runner_benchmark(work: Path, seeds: int, rows: list, baseline: str | None) -
     if baseline:
         wall_b, rss_b, last_b, code_b = timed(evalkit("run", str(path), "--root", str(work / "runs_base"),
                                                       "--workers", "2", "--no-progress"), 3600,
-                                              env={"PYTHONPATH": baseline})
-        _row(rows, "evalkit run, evalkit before issue 18", wall_b, rss_b, "peer", "", "" if code_b == 0 else last_b[:60])
+                                              env={"PYTHONPATH": baseline}, cwd=Path(baseline))
+        _row(rows, f"evalkit run, the evalkit in {baseline}", wall_b, rss_b, "peer", "", "" if code_b == 0 else last_b[:60])
 
 
 def main() -> None:
