@@ -1,10 +1,12 @@
 """Probability of improvement P(X > Y) (Agarwal et al. 2021), per task by the Mann-Whitney statistic.
 
-Bootstrap replicates are exact rank sums over resample counts (:mod:`evalkit.stats.resample`):
-with y's runs sorted within each task and ``E`` the running total of y's counts in that order,
-a resample's Mann-Whitney count of task t is ``sum_i cx_i (E[#y < x_i] + E[#y <= x_i]) / 2`` --
-ties count one half, as in ``scipy.stats.mannwhitneyu`` -- so no resample is materialised and
-no pair of runs is compared per resample.
+Bootstrap replicates are exact rank sums over resample counts: with y's runs sorted within each
+task and ``E`` the running total of y's counts in that order, a resample's Mann-Whitney count of
+task t is ``sum_i cx_i (E[#y < x_i] + E[#y <= x_i]) / 2`` -- ties count one half, as in
+``scipy.stats.mannwhitneyu`` -- so no resample is materialised and no pair of runs is compared per
+resample. The compiled kernels (:mod:`evalkit.stats.kernels`) draw and count each algorithm's
+resamples once per replicate and evaluate every pair from them; :class:`_Below` with
+:func:`_replicates` is the numpy reference of the tests.
 """
 
 from __future__ import annotations
@@ -14,7 +16,7 @@ from typing import Mapping
 
 import numpy as np
 
-from evalkit.stats import resample
+from evalkit.stats import kernels
 from evalkit.stats.bootstrap import algorithm_rng, interval
 from evalkit.stats.inputs import as_matrix, as_score_dict, check_confidence, check_reps
 from evalkit.stats.results import Estimate
@@ -63,6 +65,54 @@ def _estimate(point: float, boot: np.ndarray, confidence: float, n: int, reps: i
     return Estimate(point, lo, hi, "stratified bootstrap, percentile", confidence, n, reps, "P(X > Y)")
 
 
+def fused_replicates(mats: list, pairs: list, reps: int, rngs: list | None = None,
+                     idx: list | None = None) -> np.ndarray:
+    """(len(pairs), reps) bootstrap replicates of P(X > Y) by the compiled kernels.
+
+    ``mats``: (runs, tasks) score matrices on the same tasks; ``pairs``: (x, y) positions in
+    ``mats``; matrix a is resampled from ``rngs[a]`` (or, to test, taken from given draws ``idx[a]``:
+    (reps, tasks, runs) run indices), once per replicate for all the pairs it is in. The kernel
+    draws ranks within each task (the k-th smallest run), which resamples the runs alike.
+    Matrices in no pair draw nothing.
+    """
+    used = {a for p in pairs for a in p}
+    tasks = mats[0].shape[1]
+    cells = [m.size if a in used else 0 for a, m in enumerate(mats)]
+    slots = [(m.shape[0] + 1) * tasks if a in used else 0 for a, m in enumerate(mats)]
+    ox, oe = np.r_[0, np.cumsum(cells)].astype(np.int64), np.r_[0, np.cumsum(slots)].astype(np.int64)
+    lt, le, tied, tied_start, row_start, norm = [], [], [], [0], [0], []
+    for xa, ya in pairs:
+        xs, ys = np.sort(mats[xa], axis=0), np.sort(mats[ya], axis=0)
+        base = np.arange(tasks) * (ys.shape[0] + 1) + oe[ya]
+        # slot (t, 0) of x holds no draws (h = 0): any valid position will do
+        lo, hi = np.zeros((tasks, xs.shape[0] + 1), np.int64), np.zeros((tasks, xs.shape[0] + 1), np.int64)
+        for t in range(tasks):
+            lo[t, 1:] = np.searchsorted(ys[:, t], xs[:, t], side="left") + base[t]
+            hi[t, 1:] = np.searchsorted(ys[:, t], xs[:, t], side="right") + base[t]
+        lt.append(lo.ravel())
+        le.append(hi.ravel())
+        tied.append(np.flatnonzero(hi.ravel() != lo.ravel()))
+        tied_start.append(tied_start[-1] + tied[-1].size)
+        row_start.append(row_start[-1] + lo.size)
+        norm.append(float(xs.shape[0] * ys.shape[0] * tasks))
+    as_int = lambda parts: np.concatenate(parts).astype(np.int64) if parts else np.zeros(0, np.int64)
+    # positions as 32-bit integers: the gathers of the rank sums take twice as many per instruction
+    wide = np.int64 if oe[-1] >= 2**31 else np.int32
+    tables = (np.array([oe[p[0]] for p in pairs], np.int64), np.array(row_start, np.int64),
+              as_int(lt).astype(wide), as_int(le).astype(wide), as_int(tied), np.array(tied_start, np.int64),
+              np.array(norm))
+    runs = np.array([m.shape[0] for m in mats], np.int64)
+    if idx is None:
+        return kernels.poi_drawn(tuple(rngs), reps, runs, tasks, ox, oe, *tables)
+    ranks = []
+    for a in sorted(used):  # run indices to ranks within the task
+        rank = np.empty(mats[a].shape, np.int64)
+        np.put_along_axis(rank, np.argsort(mats[a], axis=0, kind="stable"), np.arange(runs[a])[:, None], axis=0)
+        ranks.append(rank.T[np.arange(tasks)[None, :, None], np.asarray(idx[a])].reshape(reps, -1))
+    flat = np.ascontiguousarray(np.concatenate(ranks, axis=1), dtype=np.int32)
+    return kernels.poi_given(flat, runs, tasks, ox, oe, *tables)
+
+
 def probability_of_improvement(x: object, y: object, reps: int = 2000, confidence: float = 0.95,
                                seed: int = 0, nan_policy: str = "raise") -> Estimate:
     """P(X > Y) + 1/2 P(X = Y) averaged over tasks, with a stratified-bootstrap percentile CI.
@@ -76,18 +126,10 @@ def probability_of_improvement(x: object, y: object, reps: int = 2000, confidenc
     if a.shape[1] != b.shape[1]:
         raise ValueError(f"y: expected the same number of tasks as x ({a.shape[1]}), found {b.shape[1]}")
     reps, confidence = check_reps(reps), check_confidence(confidence)
-    rng = np.random.default_rng(seed)
     point = float(_poi_tasks(a, b).mean())
-    below = _Below(b)
-    rows = below.rows_for(a)
-    norm = a.shape[0] * b.shape[0] * a.shape[1]
-    boot = np.empty(reps)
-    step = max(1, resample.CHUNK_COUNTS // max(a.size, b.size))
-    for start in range(0, reps, step):
-        n = min(step, reps - start)
-        cx = resample.counts(resample.draw(rng, a.shape[0], a.shape[1], n), a.shape[0])
-        cy = resample.counts(resample.draw(rng, b.shape[0], b.shape[1], n), b.shape[0])
-        boot[start:start + n] = _replicates(cx, below.totals(cy), rows, norm)
+    # x and y from two streams spawned from the seed, so each resample's draws are fixed by the seed
+    rngs = [np.random.default_rng(s) for s in np.random.SeedSequence(seed).spawn(2)]
+    boot = fused_replicates([a, b], [(0, 1)], reps, rngs)[0]
     return _estimate(point, boot, confidence, min(a.shape[0], b.shape[0]), reps)
 
 
@@ -109,17 +151,9 @@ def improvement_pairs(scores_dict: Mapping[str, object], pairs=None, reps: int =
         if len(p) != 2 or unknown:
             raise ValueError(f"pairs: expected (x, y) names of algorithms in the scores, found {p!r}")
     used = sorted({a for p in pairs for a in p})
-    below = {a: _Below(scores[a]) for a in {p[1] for p in pairs}}
-    rows = {p: below[p[1]].rows_for(scores[p[0]]) for p in pairs}
-    rngs = {a: algorithm_rng(seed, a) for a in used}
-    boot = {p: np.empty(reps) for p in pairs}
-    step = max(1, resample.CHUNK_COUNTS // max(scores[a].size for a in used))
-    for start in range(0, reps, step):
-        n = min(step, reps - start)
-        c = {a: resample.counts(resample.draw(rngs[a], *scores[a].shape, n), scores[a].shape[0]) for a in used}
-        e = {a: below[a].totals(c[a]) for a in below}
-        for p in pairs:
-            x, y = scores[p[0]], scores[p[1]]
-            boot[p][start:start + n] = _replicates(c[p[0]], e[p[1]], rows[p], x.shape[0] * y.shape[0] * x.shape[1])
+    where = {a: i for i, a in enumerate(used)}
+    rows = fused_replicates([scores[a] for a in used], [(where[x], where[y]) for x, y in pairs], reps,
+                            [algorithm_rng(seed, a) for a in used])
+    boot = dict(zip(pairs, rows))
     return {p: _estimate(float(_poi_tasks(scores[p[0]], scores[p[1]]).mean()), boot[p], confidence,
                          min(scores[p[0]].shape[0], scores[p[1]].shape[0]), reps) for p in pairs}

@@ -32,6 +32,8 @@ import math
 import numpy as np
 import threadpoolctl
 
+from evalkit.stats import kernels
+
 SMALL_RUNS = 10  # up to this many runs per task counts come from comparisons, beyond from bincount
 CHUNK_COUNTS = 2**18  # counts per chunk: 2 MB of float64, so the passes over them stay in cache
 DRAW_BUDGET = 2**25  # indices drawn at once at most (64 MB of 16-bit draws)
@@ -175,3 +177,41 @@ class Aggregates:
         low = self._smallest_sum(c, y[0], y[1], klo, alo, blo)
         high = self._smallest_sum(c, y[2], y[3], khi, ahi, bhi)
         return (high - low) / (self.hi - self.lo)
+
+
+AGGREGATE_NAMES = ("iqm", "mean", "median", "optimality_gap")
+
+
+class FusedAggregates:
+    """The aggregates ``names`` of resamples of one (runs, tasks) matrix by the compiled kernel
+    (:mod:`evalkit.stats.kernels`): the same statistics as :class:`Aggregates`, drawn, counted and
+    evaluated resample by resample, with no count matrix."""
+
+    def __init__(self, scores: np.ndarray, names: tuple[str, ...], gamma: float = 1.0):
+        for name in names:
+            if name not in AGGREGATE_NAMES:
+                raise ValueError(f"aggregate: expected one of {', '.join(AGGREGATE_NAMES)}, found {name!r}")
+        self.runs, self.tasks = scores.shape
+        self.vt = np.ascontiguousarray(np.asarray(scores, float).T).ravel()  # task-major: t * runs + run
+        order = np.argsort(self.vt, kind="stable")
+        self.sv = self.vt[order]
+        self.sg = np.minimum(self.sv, gamma)
+        self.pos = np.empty(self.vt.size, np.int64)
+        self.pos[order] = np.arange(self.vt.size)
+        self.lo = int(0.25 * self.vt.size)
+        self.hi = self.vt.size - self.lo
+        self.rows = np.array([names.index(a) if a in names else -1 for a in AGGREGATE_NAMES], np.int64)
+        self.gamma, self.n = float(gamma), len(names)
+
+    def _args(self):
+        return (self.runs, self.tasks, self.pos, self.vt, self.sv, self.sg, self.lo, self.hi, self.rows,
+                self.gamma, self.n)
+
+    def drawn(self, rng: np.random.Generator, reps: int) -> np.ndarray:
+        """(len(names), reps) aggregates of ``reps`` resamples drawn from ``rng``."""
+        return kernels.aggregates_drawn(rng, reps, *self._args())
+
+    def given(self, idx: np.ndarray) -> np.ndarray:
+        """The same for the resamples with draws ``idx`` (reps, tasks, runs) (as :func:`draw`)."""
+        flat = np.ascontiguousarray(idx.reshape(idx.shape[0], -1), dtype=np.int32)
+        return kernels.aggregates_given(flat, *self._args())
