@@ -220,7 +220,7 @@ def test_kernel_aggregates_property(runs, tasks, seed, levels, names):
 def test_kernel_draws_are_lemire_on_fresh_words(runs):
     """kernels.fill against its definition in numpy: same generator, same indices, same words used."""
     a, b = np.random.default_rng(runs), np.random.default_rng(runs)
-    out = np.empty(1001, np.int32)
+    out = np.empty(1001, np.uint32)
     for n in (1001, 5, 1, 64):
         kernels.fill(a.bit_generator, runs, out[:n])
         np.testing.assert_array_equal(out[:n], lemire_draws(b.bit_generator, runs, n))
@@ -231,7 +231,7 @@ def test_kernel_draws_are_lemire_on_fresh_words(runs):
 def test_kernel_draws_are_uniform(runs):
     """Chi-square goodness of fit of 400,000 draws to the uniform on [0, runs)."""
     from scipy import stats as sps
-    out = np.empty(400_000, np.int32)
+    out = np.empty(400_000, np.uint32)
     kernels.fill(np.random.default_rng(7).bit_generator, runs, out)
     counts = np.bincount(out, minlength=runs)
     assert counts.size == runs

@@ -77,6 +77,9 @@ def fused_replicates(mats: list, pairs: list, reps: int, rngs: list | None = Non
     """
     used = {a for p in pairs for a in p}
     tasks = mats[0].shape[1]
+    if pairs and max(mats[x].shape[0] * mats[y].shape[0] for x, y in pairs) * tasks >= 2**31:
+        raise ValueError(f"scores: runs x runs x tasks of a pair must stay below 2**31 (32-bit rank sums), found "
+                         f"{max(mats[x].shape[0] * mats[y].shape[0] for x, y in pairs) * tasks:,}")
     cells = [m.size if a in used else 0 for a, m in enumerate(mats)]
     slots = [(m.shape[0] + 1) * tasks if a in used else 0 for a, m in enumerate(mats)]
     ox, oe = np.r_[0, np.cumsum(cells)].astype(np.int64), np.r_[0, np.cumsum(slots)].astype(np.int64)
@@ -96,8 +99,8 @@ def fused_replicates(mats: list, pairs: list, reps: int, rngs: list | None = Non
         row_start.append(row_start[-1] + lo.size)
         norm.append(float(xs.shape[0] * ys.shape[0] * tasks))
     as_int = lambda parts: np.concatenate(parts).astype(np.int64) if parts else np.zeros(0, np.int64)
-    # positions as 32-bit integers: the gathers of the rank sums take twice as many per instruction
-    wide = np.int64 if oe[-1] >= 2**31 else np.int32
+    # positions as unsigned integers: the compiled gathers then skip numba's negative-index check
+    wide = np.uint64 if oe[-1] >= 2**32 else np.uint32
     tables = (np.array([oe[p[0]] for p in pairs], np.int64), np.array(row_start, np.int64),
               as_int(lt).astype(wide), as_int(le).astype(wide), as_int(tied), np.array(tied_start, np.int64),
               np.array(norm))
@@ -109,7 +112,7 @@ def fused_replicates(mats: list, pairs: list, reps: int, rngs: list | None = Non
         rank = np.empty(mats[a].shape, np.int64)
         np.put_along_axis(rank, np.argsort(mats[a], axis=0, kind="stable"), np.arange(runs[a])[:, None], axis=0)
         ranks.append(rank.T[np.arange(tasks)[None, :, None], np.asarray(idx[a])].reshape(reps, -1))
-    flat = np.ascontiguousarray(np.concatenate(ranks, axis=1), dtype=np.int32)
+    flat = np.ascontiguousarray(np.concatenate(ranks, axis=1), dtype=np.uint32)
     return kernels.poi_given(flat, runs, tasks, ox, oe, *tables)
 
 

@@ -54,15 +54,15 @@ def fill(bg, runs, out):
             m2 = ((w >> np.uint64(32)) & mask) * r
             m3 = (w >> np.uint64(48)) * r
             if (m0 & mask) >= thr and (m1 & mask) >= thr and (m2 & mask) >= thr and (m3 & mask) >= thr:
-                out[i] = np.int32(m0 >> bits)
-                out[i + 1] = np.int32(m1 >> bits)
-                out[i + 2] = np.int32(m2 >> bits)
-                out[i + 3] = np.int32(m3 >> bits)
+                out[i] = np.uint32(m0 >> bits)
+                out[i + 1] = np.uint32(m1 >> bits)
+                out[i + 2] = np.uint32(m2 >> bits)
+                out[i + 3] = np.uint32(m3 >> bits)
                 i += 4
             else:
                 for m in (m0, m1, m2, m3):
                     if (m & mask) >= thr:
-                        out[i] = np.int32(m >> bits)
+                        out[i] = np.uint32(m >> bits)
                         i += 1
     while i < n:
         w = next_uint64(bg)
@@ -70,7 +70,7 @@ def fill(bg, runs, out):
             m = (w & mask) * r
             w >>= bits
             if (m & mask) >= thr:
-                out[i] = np.int32(m >> bits)
+                out[i] = np.uint32(m >> bits)
                 i += 1
                 if i == n:
                     break
@@ -81,9 +81,10 @@ def fill(bg, runs, out):
 
 @nb.njit(cache=True, nogil=True, fastmath=FAST)
 def _dot(cnt, v, a, b):
+    c, w = cnt[a:b], v[a:b]  # loops from 0 over slices: LLVM sees no negative index and vectorises
     s = 0.0
-    for p in range(a, b):
-        s += cnt[p] * v[p]
+    for p in range(c.size):
+        s += c[p] * w[p]
     return s
 
 
@@ -93,9 +94,10 @@ def _cross(cnt, k, p, below):
     it (``below``: the count below ``p``). Whole blocks are skipped by their sums."""
     n = cnt.size
     while p + BLOCK <= n:
+        c = cnt[p:p + BLOCK]
         s = 0
-        for q in range(p, p + BLOCK):
-            s += cnt[q]
+        for q in range(BLOCK):
+            s += c[q]
         if below + s >= k:
             break
         below += s
@@ -161,21 +163,21 @@ def _aggregates_one(d, runs, tasks, pos, vt, sv, sg, lo, hi, rows, gamma, cnt, t
     """
     n = runs * tasks
     cnt[:] = 0
+    # per-task slices indexed by unsigned draws: no negative-index checks in the inner loops
     if rows[2] >= 0:
         for t in range(tasks):
-            base = t * runs
+            dt, pt, vtt = d[t * runs:(t + 1) * runs], pos[t * runs:(t + 1) * runs], vt[t * runs:(t + 1) * runs]
             s = 0.0
             for r in range(runs):
-                j = base + d[base + r]
-                cnt[pos[j]] += 1
-                s += vt[j]
+                cnt[pt[dt[r]]] += 1
+                s += vtt[dt[r]]
             tsum[t] = s
         out[rows[2], b] = _median(tsum, tasks) / runs
     else:
         for t in range(tasks):
-            base = t * runs
+            dt, pt = d[t * runs:(t + 1) * runs], pos[t * runs:(t + 1) * runs]
             for r in range(runs):
-                cnt[pos[base + d[base + r]]] += 1
+                cnt[pt[dt[r]]] += 1
     if rows[0] >= 0 and lo > 0:
         # L(k), the sum of the k smallest values: the count-weighted sum below the position where
         # the running count reaches k, plus the rest of k at that position's value
@@ -199,7 +201,7 @@ def aggregates_drawn(rng, reps, runs, tasks, pos, vt, sv, sg, lo, hi, rows, gamm
     """(nrows, reps) aggregates of ``reps`` resamples drawn from ``rng`` (see :func:`fill`)."""
     bg = rng.bit_generator
     out = np.empty((nrows, reps))
-    d = np.empty(runs * tasks, np.int32)
+    d = np.empty(runs * tasks, np.uint32)
     cnt = np.empty(runs * tasks, np.int32)
     tsum = np.empty(tasks)
     for b in range(reps):
@@ -213,7 +215,7 @@ def aggregates_given(idx, runs, tasks, pos, vt, sv, sg, lo, hi, rows, gamma, nro
     """The same for given draws ``idx`` (reps, tasks * runs) -- to test the kernel on known resamples."""
     reps = idx.shape[0]
     out = np.empty((nrows, reps))
-    d = np.empty(runs * tasks, np.int32)
+    d = np.empty(runs * tasks, np.uint32)
     cnt = np.empty(runs * tasks, np.int32)
     tsum = np.empty(tasks)
     for b in range(reps):
@@ -234,8 +236,9 @@ def _profile_one(d, runs, bins, k, hist, col, out, b):
     n = d.size
     hist[:] = 0
     for base in range(0, n, runs):
-        for r in range(base, base + runs):
-            hist[bins[base + d[r]]] += 1
+        dt, bt = d[base:base + runs], bins[base:base + runs]
+        for r in range(runs):
+            hist[bt[dt[r]]] += 1
     above = 0
     for j in range(k, 0, -1):  # draws in bins >= j lie above sorted threshold j - 1
         above += hist[j]
@@ -246,7 +249,7 @@ def _profile_one(d, runs, bins, k, hist, col, out, b):
 def profile_drawn(rng, reps, runs, tasks, bins, k, col):
     bg = rng.bit_generator
     out = np.empty((reps, k))
-    d = np.empty(runs * tasks, np.int32)
+    d = np.empty(runs * tasks, np.uint32)
     hist = np.empty(k + 1, np.int64)
     for b in range(reps):
         fill(bg, runs, d)
@@ -258,7 +261,7 @@ def profile_drawn(rng, reps, runs, tasks, bins, k, col):
 def profile_given(idx, runs, bins, k, col):
     reps = idx.shape[0]
     out = np.empty((reps, k))
-    d = np.empty(idx.shape[1], np.int32)
+    d = np.empty(idx.shape[1], np.uint32)
     hist = np.empty(k + 1, np.int64)
     for b in range(reps):
         d[:] = idx[b]
@@ -277,9 +280,9 @@ def _poi_counts(d, runs, tasks, h, e):
     total within each task (``e[t * (runs + 1) + k]``: draws among the k smallest runs)."""
     h[:] = 0
     for t in range(tasks):
-        base, first = t * runs, t * (runs + 1) + 1
-        for r in range(base, base + runs):
-            h[first + d[r]] += 1
+        dt, ht = d[t * runs:(t + 1) * runs], h[t * (runs + 1) + 1:(t + 1) * (runs + 1)]
+        for r in range(runs):
+            ht[dt[r]] += 1
     for t in range(tasks):
         base = t * (runs + 1)
         e[base] = 0
@@ -291,9 +294,11 @@ def _poi_counts(d, runs, tasks, h, e):
 
 @nb.njit(cache=True, nogil=True, fastmath=FAST)
 def _rank_sum(cx, e, rows):
-    s = 0
+    """``sum_j cx_j e[rows_j]`` in 32-bit integers (eight gathers per AVX2 instruction); the caller
+    makes sure it cannot overflow (it is at most runs_x * runs_y * tasks)."""
+    s = np.int32(0)
     for j in range(rows.size):
-        s += np.int64(cx[j]) * e[rows[j]]
+        s += cx[j] * e[rows[j]]
     return s
 
 
@@ -311,7 +316,7 @@ def _poi_pairs(h, e, x_start, row_start, lt, le, tied, tied_start, norm, out, b)
     for p in range(x_start.size):
         r0, r1 = row_start[p], row_start[p + 1]
         cp = h[x_start[p]:x_start[p] + r1 - r0]
-        s = 2 * _rank_sum(cp, e, lt[r0:r1])
+        s = 2 * np.int64(_rank_sum(cp, e, lt[r0:r1]))
         for q in range(tied_start[p], tied_start[p + 1]):
             j = tied[q]
             s += np.int64(cp[j]) * (e[le[r0 + j]] - e[lt[r0 + j]])
@@ -326,12 +331,13 @@ def poi_drawn(rngs, reps, runs, tasks, ox, oe, x_start, row_start, lt, le, tied,
     out = np.empty((x_start.size, reps))
     h = np.empty(oe[-1], np.int32)
     e = np.empty(oe[-1], np.int32)
-    d = np.empty(ox[-1], np.int32)
+    d = np.empty(np.max(ox[1:] - ox[:-1]), np.uint32)  # one buffer for all: it stays in L1
     for b in range(reps):
         for a in range(len(rngs)):
             if ox[a + 1] > ox[a]:
-                fill(rngs[a].bit_generator, runs[a], d[ox[a]:ox[a + 1]])
-                _poi_counts(d[ox[a]:ox[a + 1]], runs[a], tasks, h[oe[a]:oe[a + 1]], e[oe[a]:oe[a + 1]])
+                da = d[:ox[a + 1] - ox[a]]
+                fill(rngs[a].bit_generator, runs[a], da)
+                _poi_counts(da, runs[a], tasks, h[oe[a]:oe[a + 1]], e[oe[a]:oe[a + 1]])
         _poi_pairs(h, e, x_start, row_start, lt, le, tied, tied_start, norm, out, b)
     return out
 

@@ -36,7 +36,7 @@ class Profile:
         self.order_t = order_t
         runs, tasks = np.shape(scores)
         self.runs, self.tasks = runs, tasks
-        self.bins_t = np.ascontiguousarray(bins.reshape(runs, tasks).T).ravel()  # task-major, for the kernel
+        self.bins_t = np.ascontiguousarray(bins.reshape(runs, tasks).T, dtype=np.uint32).ravel()  # task-major
 
     def __call__(self, c: np.ndarray) -> np.ndarray:
         """(n, len(taus)) fractions above each threshold (in the order the thresholds were given)."""
@@ -55,7 +55,7 @@ class Profile:
 
     def given(self, idx: np.ndarray) -> np.ndarray:
         """The same for the resamples with draws ``idx`` (reps, tasks, runs)."""
-        flat = np.ascontiguousarray(idx.reshape(idx.shape[0], -1), dtype=np.int32)
+        flat = np.ascontiguousarray(idx.reshape(idx.shape[0], -1), dtype=np.uint32)
         return kernels.profile_given(flat, self.runs, self.bins_t, self.k, self.order_t)
 
 

@@ -196,7 +196,7 @@ class FusedAggregates:
         order = np.argsort(self.vt, kind="stable")
         self.sv = self.vt[order]
         self.sg = np.minimum(self.sv, gamma)
-        self.pos = np.empty(self.vt.size, np.int64)
+        self.pos = np.empty(self.vt.size, np.uint32 if self.vt.size < 2**32 else np.uint64)
         self.pos[order] = np.arange(self.vt.size)
         self.lo = int(0.25 * self.vt.size)
         self.hi = self.vt.size - self.lo
@@ -213,5 +213,5 @@ class FusedAggregates:
 
     def given(self, idx: np.ndarray) -> np.ndarray:
         """The same for the resamples with draws ``idx`` (reps, tasks, runs) (as :func:`draw`)."""
-        flat = np.ascontiguousarray(idx.reshape(idx.shape[0], -1), dtype=np.int32)
+        flat = np.ascontiguousarray(idx.reshape(idx.shape[0], -1), dtype=np.uint32)
         return kernels.aggregates_given(flat, *self._args())
