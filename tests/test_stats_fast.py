@@ -291,3 +291,12 @@ def test_kernel_results_depend_on_the_seed_only():
 
 def resample_rng(i: int) -> np.random.Generator:
     return np.random.default_rng(1000 + i)
+
+
+@pytest.mark.parametrize("shapes", [((5, 3), (7, 3)), ((1, 1), (4, 1)), ((30, 4), (4, 4))])
+@pytest.mark.parametrize("kind", ["normal", "ties", "constant"])
+def test_rank_point_equals_all_pairs_comparisons(shapes, kind):
+    rng = np.random.default_rng(len(kind) + sum(map(sum, shapes)) + 2)
+    x, y = make_scores(rng, *shapes[0], kind), make_scores(rng, *shapes[1], kind)
+    assert improvement._poi_point(x, y) == pytest.approx(float(improvement._poi_tasks(x, y).mean()), rel=1e-12)
+    assert improvement._poi_point(x, y) == pytest.approx(rlm.probability_of_improvement(x, y), rel=1e-12)

@@ -29,6 +29,17 @@ def _poi_tasks(x: np.ndarray, y: np.ndarray) -> np.ndarray:
     return gt + 0.5 * eq
 
 
+def _poi_point(x: np.ndarray, y: np.ndarray) -> float:
+    """Mean over tasks of :func:`_poi_tasks` by ranks: per task, the count of y's runs below each of
+    x's (and at most each of x's) from one sort -- O(n log n) rather than a runs_x x runs_y table."""
+    ys = np.sort(y, axis=0)
+    total = 0
+    for t in range(x.shape[1]):
+        total += int(np.searchsorted(ys[:, t], x[:, t], side="left").sum())
+        total += int(np.searchsorted(ys[:, t], x[:, t], side="right").sum())
+    return total / (2 * x.shape[0] * y.shape[0] * x.shape[1])
+
+
 class _Below:
     """One algorithm as the Y side: its runs sorted within each task, and for resample counts
     (runs * tasks, n) the running totals ``E`` ((runs + 1) * tasks, n; row ``k * tasks + t`` = how
@@ -129,7 +140,7 @@ def probability_of_improvement(x: object, y: object, reps: int = 2000, confidenc
     if a.shape[1] != b.shape[1]:
         raise ValueError(f"y: expected the same number of tasks as x ({a.shape[1]}), found {b.shape[1]}")
     reps, confidence = check_reps(reps), check_confidence(confidence)
-    point = float(_poi_tasks(a, b).mean())
+    point = _poi_point(a, b)
     # x and y from two streams spawned from the seed, so each resample's draws are fixed by the seed
     rngs = [np.random.default_rng(s) for s in np.random.SeedSequence(seed).spawn(2)]
     boot = fused_replicates([a, b], [(0, 1)], reps, rngs)[0]
@@ -158,5 +169,5 @@ def improvement_pairs(scores_dict: Mapping[str, object], pairs=None, reps: int =
     rows = fused_replicates([scores[a] for a in used], [(where[x], where[y]) for x, y in pairs], reps,
                             [algorithm_rng(seed, a) for a in used])
     boot = dict(zip(pairs, rows))
-    return {p: _estimate(float(_poi_tasks(scores[p[0]], scores[p[1]]).mean()), boot[p], confidence,
+    return {p: _estimate(_poi_point(scores[p[0]], scores[p[1]]), boot[p], confidence,
                          min(scores[p[0]].shape[0], scores[p[1]].shape[0]), reps) for p in pairs}

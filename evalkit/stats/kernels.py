@@ -229,7 +229,7 @@ def aggregates_given(idx, runs, tasks, pos, vt, sv, sg, lo, hi, rows, gamma, nro
 
 @nb.njit(cache=True, nogil=True)
 def _profile_one(d, runs, bins, k, hist, col, out, b):
-    """Fractions above each threshold of the resample with draws ``d`` into ``out[b, col]``.
+    """Fractions above each threshold of the resample with draws ``d`` into ``out[col, b]``.
 
     ``bins``: per task-major cell, how many (sorted) thresholds lie below its score; ``col``: the
     output column of each sorted threshold."""
@@ -242,13 +242,13 @@ def _profile_one(d, runs, bins, k, hist, col, out, b):
     above = 0
     for j in range(k, 0, -1):  # draws in bins >= j lie above sorted threshold j - 1
         above += hist[j]
-        out[b, col[j - 1]] = above / n
+        out[col[j - 1], b] = above / n
 
 
 @nb.njit(cache=True, nogil=True)
 def profile_drawn(rng, reps, runs, tasks, bins, k, col):
     bg = rng.bit_generator
-    out = np.empty((reps, k))
+    out = np.empty((k, reps))  # thresholds along rows: their percentiles are taken along contiguous memory
     d = np.empty(runs * tasks, np.uint32)
     hist = np.empty(k + 1, np.int64)
     for b in range(reps):
@@ -260,7 +260,7 @@ def profile_drawn(rng, reps, runs, tasks, bins, k, col):
 @nb.njit(cache=True, nogil=True)
 def profile_given(idx, runs, bins, k, col):
     reps = idx.shape[0]
-    out = np.empty((reps, k))
+    out = np.empty((k, reps))
     d = np.empty(idx.shape[1], np.uint32)
     hist = np.empty(k + 1, np.int64)
     for b in range(reps):

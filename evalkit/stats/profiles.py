@@ -50,13 +50,14 @@ class Profile:
 
     def drawn(self, rng: np.random.Generator, reps: int) -> np.ndarray:
         """(reps, len(taus)) fractions of ``reps`` resamples drawn and evaluated by the compiled
-        kernel (:mod:`evalkit.stats.kernels`): the same statistic as calling this on counts."""
-        return kernels.profile_drawn(rng, reps, self.runs, self.tasks, self.bins_t, self.k, self.order_t)
+        kernel (:mod:`evalkit.stats.kernels`): the same statistic as calling this on counts. A view:
+        its transpose (len(taus), reps) is contiguous."""
+        return kernels.profile_drawn(rng, reps, self.runs, self.tasks, self.bins_t, self.k, self.order_t).T
 
     def given(self, idx: np.ndarray) -> np.ndarray:
         """The same for the resamples with draws ``idx`` (reps, tasks, runs)."""
         flat = np.ascontiguousarray(idx.reshape(idx.shape[0], -1), dtype=np.uint32)
-        return kernels.profile_given(flat, self.runs, self.bins_t, self.k, self.order_t)
+        return kernels.profile_given(flat, self.runs, self.bins_t, self.k, self.order_t).T
 
 
 def performance_profile(scores: object, taus: object, reps: int = 2000, confidence: float = 0.95, seed: int = 0,
@@ -73,5 +74,5 @@ def performance_profile(scores: object, taus: object, reps: int = 2000, confiden
     point = profile(a, t)
     boot = Profile(a, t).drawn(np.random.default_rng(seed), reps)
     alpha = (1 - confidence) / 2
-    low, high = np.percentile(boot, [100 * alpha, 100 * (1 - alpha)], axis=0)
+    low, high = np.percentile(boot.T, [100 * alpha, 100 * (1 - alpha)], axis=1)
     return pd.DataFrame({"tau": t, "point": point, "low": low, "high": high})
