@@ -11,15 +11,25 @@ evalkit and rliable at the same number of resamples:
 * ``profile``: performance profiles with percentile bands at ``--taus`` thresholds (rliable:
   ``create_performance_profile(..., reps=reps)``).
 
-Beside evalkit's time the table prints the *index floor*: the time numpy takes only to draw the
-resample indices evalkit uses (one (runs,) draw per task per resample per algorithm, in the same
-chunks and integer type), and evalkit's peak traced memory. Times are CPU seconds of this process
-(wall seconds in brackets): on a shared machine wall time also measures the neighbours.
+Beside evalkit's time the table prints the *index floor*: the time numpy takes only to draw as many
+resample indices as evalkit uses (one (runs,) draw per task per resample per algorithm), with
+``Generator.integers`` from the same stream in chunks of a few MB, as bytes up to 10 runs per task
+and 16-bit integers above (``evalkit.stats.resample.draw``, the fastest bounded types numpy has for
+those ranges), and evalkit's peak traced memory. evalkit itself no longer calls numpy to draw: its
+compiled kernels (``evalkit.stats.kernels.fill``) draw the same number of indices inside the kernel,
+by Lemire's multiply-shift on 16-bit lanes of the bit generator's 64-bit words, which takes about
+half of what ``Generator.integers`` takes per index; the floor stays numpy's drawing, as the issue
+defines it. Times are CPU seconds of this process (wall seconds in brackets): on a shared machine
+wall time also measures the neighbours.
 
 rliable evaluates one Python call per resample, so its time is linear in the resamples; where
 ``--peer-reps`` (or ``--poi-peer-reps``) is below the table's resamples, rliable is timed on that
 many and scaled, and the table says so. Agreement (a second table) is measured at ``--check-reps``:
-the largest CI endpoint difference relative to rliable's CI width, and the largest point difference.
+the largest CI endpoint difference relative to rliable's CI width, three ways -- evalkit against
+rliable (independent random streams); rliable against itself with a second seed (the Monte Carlo
+noise floor of that criterion, for ``--noise-stats``); evalkit's kernels on rliable's own resamples
+(rliable's global-generator draws replayed: any difference there is a difference of method) -- and
+the largest point difference.
 ``--sensitivity`` adds hyperparameter_sensitivity on a 10,000-run table (2 algorithms x 50 settings x
 10 envs x 10 seeds, 10,000 resamples) and the uncached tolerance_factor time.
 

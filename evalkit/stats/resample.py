@@ -20,8 +20,13 @@ each run of each task was drawn. Every statistic evalkit bootstraps is a functio
   summed over the thresholds' bins, then a running total from the top (:mod:`evalkit.stats.profiles`).
 
 Counts come from the drawn indices (``(n, tasks, runs)`` small integers, the draws themselves being
-the only random step): by comparisons for few runs per task (``runs <= 16``: ``runs`` passes of a
+the only random step): by comparisons for few runs per task (``runs <= 10``: ``runs`` passes of a
 SIMD compare over bytes) and by one ``np.bincount`` otherwise.
+
+This numpy path needs a separate trip through memory per step, which costs several times the draws
+themselves. The bootstrap therefore runs the same statistics through compiled kernels that draw,
+count and evaluate one resample at a time (:class:`FusedAggregates`, :mod:`evalkit.stats.kernels`);
+:class:`Aggregates` on :func:`counts` stays as their reference in the tests.
 """
 
 from __future__ import annotations
