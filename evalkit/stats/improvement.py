@@ -29,15 +29,26 @@ def _poi_tasks(x: np.ndarray, y: np.ndarray) -> np.ndarray:
     return gt + 0.5 * eq
 
 
+def _below(xs: np.ndarray, ys: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """For x's and y's runs sorted within each task (columns), how many of y's runs lie below each
+    of x's, and at most at it: two (runs_x, tasks) arrays, from one stable sort per task of the
+    stacked runs (x first: an x ahead of the ys equal to it; y first: behind them) -- the k-th x
+    sits at merged position k + (count of ys before it)."""
+    k = np.arange(xs.shape[0])[:, None]
+    counts = []
+    for stacked, first in ((np.vstack([xs, ys]), 0), (np.vstack([ys, xs]), ys.shape[0])):
+        where = np.empty(stacked.shape, np.int64)
+        np.put_along_axis(where, np.argsort(stacked, axis=0, kind="stable"),
+                          np.arange(stacked.shape[0])[:, None], axis=0)
+        counts.append(where[first:first + xs.shape[0]] - k)
+    return counts[0], counts[1]
+
+
 def _poi_point(x: np.ndarray, y: np.ndarray) -> float:
-    """Mean over tasks of :func:`_poi_tasks` by ranks: per task, the count of y's runs below each of
-    x's (and at most each of x's) from one sort -- O(n log n) rather than a runs_x x runs_y table."""
-    ys = np.sort(y, axis=0)
-    total = 0
-    for t in range(x.shape[1]):
-        total += int(np.searchsorted(ys[:, t], x[:, t], side="left").sum())
-        total += int(np.searchsorted(ys[:, t], x[:, t], side="right").sum())
-    return total / (2 * x.shape[0] * y.shape[0] * x.shape[1])
+    """Mean over tasks of :func:`_poi_tasks` by ranks (:func:`_below`): O(n log n) rather than a
+    runs_x x runs_y table per task."""
+    lt, le = _below(np.sort(x, axis=0), np.sort(y, axis=0))
+    return int(lt.sum() + le.sum()) / (2 * x.shape[0] * y.shape[0] * x.shape[1])
 
 
 class _Below:
@@ -97,12 +108,11 @@ def fused_replicates(mats: list, pairs: list, reps: int, rngs: list | None = Non
     lt, le, tied, tied_start, row_start, norm = [], [], [], [0], [0], []
     for xa, ya in pairs:
         xs, ys = np.sort(mats[xa], axis=0), np.sort(mats[ya], axis=0)
-        base = np.arange(tasks) * (ys.shape[0] + 1) + oe[ya]
+        base = np.arange(tasks)[:, None] * (ys.shape[0] + 1) + oe[ya]
         # slot (t, 0) of x holds no draws (h = 0): any valid position will do
         lo, hi = np.zeros((tasks, xs.shape[0] + 1), np.int64), np.zeros((tasks, xs.shape[0] + 1), np.int64)
-        for t in range(tasks):
-            lo[t, 1:] = np.searchsorted(ys[:, t], xs[:, t], side="left") + base[t]
-            hi[t, 1:] = np.searchsorted(ys[:, t], xs[:, t], side="right") + base[t]
+        below, at_most = _below(xs, ys)
+        lo[:, 1:], hi[:, 1:] = below.T + base, at_most.T + base
         lt.append(lo.ravel())
         le.append(hi.ravel())
         tied.append(np.flatnonzero(hi.ravel() != lo.ravel()))
