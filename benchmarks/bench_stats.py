@@ -15,7 +15,9 @@ Beside evalkit's time the table prints the *index floor*: the time numpy takes o
 resample indices as evalkit uses (one (runs,) draw per task per resample per algorithm), with
 ``Generator.integers`` from the same stream in chunks of a few MB, as bytes up to 10 runs per task
 and 16-bit integers above (``evalkit.stats.resample.draw``, the fastest bounded types numpy has for
-those ranges), and evalkit's peak traced memory. evalkit itself no longer calls numpy to draw: its
+those ranges), and evalkit's peak traced memory (``tracemalloc``: every array evalkit allocates,
+the kernels' outputs included -- they are allocated in Python for that; the kernels' own scratch
+buffers, a few of runs x tasks integers, are outside it). evalkit itself no longer calls numpy to draw: its
 compiled kernels (``evalkit.stats.kernels.fill``) draw the same number of indices inside the kernel,
 by Lemire's multiply-shift on 16-bit lanes of the bit generator's 64-bit words, which takes about
 half of what ``Generator.integers`` takes per index; the floor stays numpy's drawing, as the issue

@@ -126,15 +126,18 @@ def fused_replicates(mats: list, pairs: list, reps: int, rngs: list | None = Non
               as_int(lt).astype(wide), as_int(le).astype(wide), as_int(tied), np.array(tied_start, np.int64),
               np.array(norm))
     runs = np.array([m.shape[0] for m in mats], np.int64)
+    out = np.empty((len(pairs), reps))
     if idx is None:
-        return kernels.poi_drawn(tuple(rngs), reps, runs, tasks, ox, oe, *tables)
+        kernels.poi_drawn(tuple(rngs), runs, tasks, ox, oe, *tables, out)
+        return out
     ranks = []
     for a in sorted(used):  # run indices to ranks within the task
         rank = np.empty(mats[a].shape, np.int64)
         np.put_along_axis(rank, np.argsort(mats[a], axis=0, kind="stable"), np.arange(runs[a])[:, None], axis=0)
         ranks.append(rank.T[np.arange(tasks)[None, :, None], np.asarray(idx[a])].reshape(reps, -1))
     flat = np.ascontiguousarray(np.concatenate(ranks, axis=1), dtype=np.uint32)
-    return kernels.poi_given(flat, runs, tasks, ox, oe, *tables)
+    kernels.poi_given(flat, runs, tasks, ox, oe, *tables, out)
+    return out
 
 
 def probability_of_improvement(x: object, y: object, reps: int = 2000, confidence: float = 0.95,

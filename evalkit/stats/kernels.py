@@ -197,31 +197,29 @@ def _aggregates_one(d, runs, tasks, pos, vt, sv, sg, lo, hi, rows, gamma, cnt, t
 
 
 @nb.njit(cache=True, nogil=True)
-def aggregates_drawn(rng, reps, runs, tasks, pos, vt, sv, sg, lo, hi, rows, gamma, nrows):
-    """(nrows, reps) aggregates of ``reps`` resamples drawn from ``rng`` (see :func:`fill`)."""
+def aggregates_drawn(rng, runs, tasks, pos, vt, sv, sg, lo, hi, rows, gamma, out):
+    """Aggregates of ``out.shape[1]`` resamples drawn from ``rng`` (see :func:`fill`) into ``out``
+    (rows as ``rows`` says). Outputs are allocated by the caller, so Python's memory tracing sees them."""
+    reps = out.shape[1]
     bg = rng.bit_generator
-    out = np.empty((nrows, reps))
     d = np.empty(runs * tasks, np.uint32)
     cnt = np.empty(runs * tasks, np.int32)
     tsum = np.empty(tasks)
     for b in range(reps):
         fill(bg, runs, d)
         _aggregates_one(d, runs, tasks, pos, vt, sv, sg, lo, hi, rows, gamma, cnt, tsum, out, b)
-    return out
 
 
 @nb.njit(cache=True, nogil=True)
-def aggregates_given(idx, runs, tasks, pos, vt, sv, sg, lo, hi, rows, gamma, nrows):
+def aggregates_given(idx, runs, tasks, pos, vt, sv, sg, lo, hi, rows, gamma, out):
     """The same for given draws ``idx`` (reps, tasks * runs) -- to test the kernel on known resamples."""
     reps = idx.shape[0]
-    out = np.empty((nrows, reps))
     d = np.empty(runs * tasks, np.uint32)
     cnt = np.empty(runs * tasks, np.int32)
     tsum = np.empty(tasks)
     for b in range(reps):
         d[:] = idx[b]
         _aggregates_one(d, runs, tasks, pos, vt, sv, sg, lo, hi, rows, gamma, cnt, tsum, out, b)
-    return out
 
 
 # ------------------------------------------------------------------------------- profiles
@@ -246,27 +244,24 @@ def _profile_one(d, runs, bins, k, hist, col, out, b):
 
 
 @nb.njit(cache=True, nogil=True)
-def profile_drawn(rng, reps, runs, tasks, bins, k, col):
+def profile_drawn(rng, runs, tasks, bins, k, col, out):
+    reps = out.shape[1]  # out: (k, reps), thresholds along rows (percentiles along contiguous memory)
     bg = rng.bit_generator
-    out = np.empty((k, reps))  # thresholds along rows: their percentiles are taken along contiguous memory
     d = np.empty(runs * tasks, np.uint32)
     hist = np.empty(k + 1, np.int64)
     for b in range(reps):
         fill(bg, runs, d)
         _profile_one(d, runs, bins, k, hist, col, out, b)
-    return out
 
 
 @nb.njit(cache=True, nogil=True)
-def profile_given(idx, runs, bins, k, col):
+def profile_given(idx, runs, bins, k, col, out):
     reps = idx.shape[0]
-    out = np.empty((k, reps))
     d = np.empty(idx.shape[1], np.uint32)
     hist = np.empty(k + 1, np.int64)
     for b in range(reps):
         d[:] = idx[b]
         _profile_one(d, runs, bins, k, hist, col, out, b)
-    return out
 
 
 # ------------------------------------------------------------------------------- probability of improvement
@@ -324,11 +319,11 @@ def _poi_pairs(h, e, x_start, row_start, lt, le, tied, tied_start, norm, out, b)
 
 
 @nb.njit(cache=True, nogil=True)
-def poi_drawn(rngs, reps, runs, tasks, ox, oe, x_start, row_start, lt, le, tied, tied_start, norm):
-    """(pairs, reps) P(X > Y) replicates; algorithm a (``runs[a]`` runs, draws ``ox[a]:ox[a + 1]``,
+def poi_drawn(rngs, runs, tasks, ox, oe, x_start, row_start, lt, le, tied, tied_start, norm, out):
+    """P(X > Y) replicates into ``out`` (pairs, reps); algorithm a (``runs[a]`` runs, draws ``ox[a]:ox[a + 1]``,
     counts ``oe[a]:oe[a + 1]``) resampled from ``rngs[a]`` (a tuple of Generators), once per
     replicate for every pair it is in."""
-    out = np.empty((x_start.size, reps))
+    reps = out.shape[1]
     h = np.empty(oe[-1], np.int32)
     e = np.empty(oe[-1], np.int32)
     d = np.empty(np.max(ox[1:] - ox[:-1]), np.uint32)  # one buffer for all: it stays in L1
@@ -339,15 +334,13 @@ def poi_drawn(rngs, reps, runs, tasks, ox, oe, x_start, row_start, lt, le, tied,
                 fill(rngs[a].bit_generator, runs[a], da)
                 _poi_counts(da, runs[a], tasks, h[oe[a]:oe[a + 1]], e[oe[a]:oe[a + 1]])
         _poi_pairs(h, e, x_start, row_start, lt, le, tied, tied_start, norm, out, b)
-    return out
 
 
 @nb.njit(cache=True, nogil=True)
-def poi_given(ranks, runs, tasks, ox, oe, x_start, row_start, lt, le, tied, tied_start, norm):
+def poi_given(ranks, runs, tasks, ox, oe, x_start, row_start, lt, le, tied, tied_start, norm, out):
     """The same for given draws as ranks within the task, ``ranks`` (reps, all draws; algorithm
     a's at ``ox[a]:ox[a + 1]``)."""
     reps = ranks.shape[0]
-    out = np.empty((x_start.size, reps))
     h = np.empty(oe[-1], np.int32)
     e = np.empty(oe[-1], np.int32)
     for b in range(reps):
@@ -355,4 +348,3 @@ def poi_given(ranks, runs, tasks, ox, oe, x_start, row_start, lt, le, tied, tied
             if ox[a + 1] > ox[a]:
                 _poi_counts(ranks[b, ox[a]:ox[a + 1]], runs[a], tasks, h[oe[a]:oe[a + 1]], e[oe[a]:oe[a + 1]])
         _poi_pairs(h, e, x_start, row_start, lt, le, tied, tied_start, norm, out, b)
-    return out

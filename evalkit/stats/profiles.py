@@ -52,12 +52,16 @@ class Profile:
         """(reps, len(taus)) fractions of ``reps`` resamples drawn and evaluated by the compiled
         kernel (:mod:`evalkit.stats.kernels`): the same statistic as calling this on counts. A view:
         its transpose (len(taus), reps) is contiguous."""
-        return kernels.profile_drawn(rng, reps, self.runs, self.tasks, self.bins_t, self.k, self.order_t).T
+        out = np.empty((self.k, reps))
+        kernels.profile_drawn(rng, self.runs, self.tasks, self.bins_t, self.k, self.order_t, out)
+        return out.T
 
     def given(self, idx: np.ndarray) -> np.ndarray:
         """The same for the resamples with draws ``idx`` (reps, tasks, runs)."""
         flat = np.ascontiguousarray(idx.reshape(idx.shape[0], -1), dtype=np.uint32)
-        return kernels.profile_given(flat, self.runs, self.bins_t, self.k, self.order_t).T
+        out = np.empty((self.k, flat.shape[0]))
+        kernels.profile_given(flat, self.runs, self.bins_t, self.k, self.order_t, out)
+        return out.T
 
 
 def performance_profile(scores: object, taus: object, reps: int = 2000, confidence: float = 0.95, seed: int = 0,

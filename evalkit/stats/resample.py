@@ -209,14 +209,17 @@ class FusedAggregates:
         self.gamma, self.n = float(gamma), len(names)
 
     def _args(self):
-        return (self.runs, self.tasks, self.pos, self.vt, self.sv, self.sg, self.lo, self.hi, self.rows,
-                self.gamma, self.n)
+        return (self.runs, self.tasks, self.pos, self.vt, self.sv, self.sg, self.lo, self.hi, self.rows, self.gamma)
 
     def drawn(self, rng: np.random.Generator, reps: int) -> np.ndarray:
         """(len(names), reps) aggregates of ``reps`` resamples drawn from ``rng``."""
-        return kernels.aggregates_drawn(rng, reps, *self._args())
+        out = np.empty((self.n, reps))
+        kernels.aggregates_drawn(rng, *self._args(), out)
+        return out
 
     def given(self, idx: np.ndarray) -> np.ndarray:
         """The same for the resamples with draws ``idx`` (reps, tasks, runs) (as :func:`draw`)."""
         flat = np.ascontiguousarray(idx.reshape(idx.shape[0], -1), dtype=np.uint32)
-        return kernels.aggregates_given(flat, *self._args())
+        out = np.empty((self.n, flat.shape[0]))
+        kernels.aggregates_given(flat, *self._args(), out)
+        return out
