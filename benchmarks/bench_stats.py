@@ -11,15 +11,27 @@ evalkit and rliable at the same number of resamples:
 * ``profile``: performance profiles with percentile bands at ``--taus`` thresholds (rliable:
   ``create_performance_profile(..., reps=reps)``).
 
-Beside evalkit's time the table prints the *index floor*: the time numpy takes only to draw the
-resample indices evalkit uses (one (runs,) draw per task per resample per algorithm, in the same
-chunks and integer type), and evalkit's peak traced memory. Times are CPU seconds of this process
-(wall seconds in brackets): on a shared machine wall time also measures the neighbours.
+Beside evalkit's time the table prints the *index floor*: the time numpy takes only to draw as many
+resample indices as evalkit uses (one (runs,) draw per task per resample per algorithm), with
+``Generator.integers`` from the same stream in chunks of a few MB, as bytes up to 10 runs per task
+and 16-bit integers above (``evalkit.stats.resample.draw``, the fastest bounded types numpy has for
+those ranges), and evalkit's peak traced memory (``tracemalloc``: every array evalkit allocates,
+the kernels' outputs included -- they are allocated in Python for that; the kernels' own scratch
+buffers, a few of runs x tasks integers, are outside it). evalkit itself no longer calls numpy to draw: its
+compiled kernels (``evalkit.stats.kernels.fill``) draw the same number of indices inside the kernel,
+by Lemire's multiply-shift on 16-bit lanes of the bit generator's 64-bit words, which takes about
+half of what ``Generator.integers`` takes per index; the floor stays numpy's drawing, as the issue
+defines it. Times are CPU seconds of this process (wall seconds in brackets): on a shared machine
+wall time also measures the neighbours.
 
 rliable evaluates one Python call per resample, so its time is linear in the resamples; where
 ``--peer-reps`` (or ``--poi-peer-reps``) is below the table's resamples, rliable is timed on that
 many and scaled, and the table says so. Agreement (a second table) is measured at ``--check-reps``:
-the largest CI endpoint difference relative to rliable's CI width, and the largest point difference.
+the largest CI endpoint difference relative to rliable's CI width, three ways -- evalkit against
+rliable (independent random streams); rliable against itself with a second seed (the Monte Carlo
+noise floor of that criterion, for ``--noise-stats``); evalkit's kernels on rliable's own resamples
+(rliable's global-generator draws replayed: any difference there is a difference of method) -- and
+the largest point difference.
 ``--sensitivity`` adds hyperparameter_sensitivity on a 10,000-run table (2 algorithms x 50 settings x
 10 envs x 10 seeds, 10,000 resamples) and the uncached tolerance_factor time.
 
@@ -41,7 +53,7 @@ from rliable import library as rly
 from rliable import metrics as rlm
 
 from evalkit import stats
-from evalkit.stats import resample
+from evalkit.stats import improvement, profiles, resample
 from evalkit.stats.bootstrap import algorithm_rng
 
 NAMES = ["iqm", "mean", "median", "optimality_gap"]
@@ -87,17 +99,55 @@ def ours(stat: str, scores: dict, reps: int, taus: np.ndarray, pairs: list, seed
     return {a: stats.performance_profile(x, taus, reps=reps, seed=seed + i) for i, (a, x) in enumerate(scores.items())}
 
 
-def theirs(stat: str, scores: dict, reps: int, taus: np.ndarray, pairs: list):
+def theirs(stat: str, scores: dict, reps: int, taus: np.ndarray, pairs: list, seed: int = 1):
+    """rliable's estimates. Its stratified bootstraps draw their indices from numpy's *global*
+    generator (``np.random.choice`` in ``update_indices``; the ``random_state`` they are given only
+    seeds arch's own generator, unused here), so ``seed`` seeds that."""
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
+        np.random.seed(seed)
         if stat == "aggregates":
-            return rly.get_interval_estimates(scores, four, reps=reps, random_state=np.random.RandomState(1))
+            return rly.get_interval_estimates(scores, four, reps=reps, random_state=np.random.RandomState(seed))
         if stat == "poi":
             pair_dict = {f"{x},{y}": (scores[x], scores[y]) for x, y in pairs}
             return rly.get_interval_estimates(pair_dict, rlm.probability_of_improvement, reps=reps,
-                                              random_state=np.random.RandomState(1))
-        np.random.seed(1)  # create_performance_profile draws from numpy's global generator
+                                              random_state=np.random.RandomState(seed))
         return rly.create_performance_profile(scores, taus, reps=reps)
+
+
+def rliable_draws(shapes: list, reps: int, seed: int = 1) -> list:
+    """The run indices rliable draws (see :func:`theirs`), replayed: for each input in turn (an
+    algorithm, or both sides of a PoI pair per resample), ``reps`` draws of
+    ``np.random.choice(runs, (runs, tasks))``; returned as (reps, tasks, runs) arrays, evalkit's layout.
+    ``shapes``: a list of groups of (runs, tasks) shapes resampled together (one group per
+    ``get_interval_estimates`` key)."""
+    np.random.seed(seed)
+    out = []
+    for group in shapes:
+        draws = [[] for _ in group]
+        for _ in range(reps):
+            for i, (runs, tasks) in enumerate(group):
+                draws[i].append(np.random.choice(runs, (runs, tasks), replace=True).T)
+        out.append([np.array(d) for d in draws])
+    return out
+
+
+def same_draws(stat: str, scores: dict, reps: int, taus: np.ndarray, pairs: list, confidence: float = 0.95):
+    """evalkit's compiled kernels on rliable's own resamples (:func:`rliable_draws`): the intervals
+    (in the layout of :func:`theirs`'s) that differ from rliable's only if the method does."""
+    q = [50 * (1 - confidence), 50 * (1 + confidence)]
+    if stat == "aggregates":
+        draws = rliable_draws([[x.shape] for x in scores.values()], reps)
+        return {a: np.percentile(resample.FusedAggregates(x, tuple(NAMES)).given(d[0]), q, axis=1)
+                for (a, x), d in zip(scores.items(), draws)}
+    if stat == "poi":
+        draws = rliable_draws([[scores[x].shape, scores[y].shape] for x, y in pairs], reps)
+        return {f"{x},{y}": np.percentile(improvement.fused_replicates([scores[x], scores[y]], [(0, 1)], reps,
+                                                                      idx=d)[0], q)
+                for (x, y), d in zip(pairs, draws)}
+    draws = rliable_draws([[x.shape] for x in scores.values()], reps)
+    return {a: np.percentile(profiles.Profile(x, taus).given(d[0]), q, axis=0)
+            for (a, x), d in zip(scores.items(), draws)}
 
 
 def floor(stat: str, scores: dict, reps: int) -> float:
@@ -116,41 +166,66 @@ def floor(stat: str, scores: dict, reps: int) -> float:
     return time.process_time() - c
 
 
-def agreement(stat: str, scores: dict, reps: int, taus: np.ndarray, pairs: list) -> tuple[float, float, str]:
-    """(max CI endpoint difference / rliable's width, max point difference, a note) at ``reps`` resamples.
+def differences(stat: str, scores: dict, mine: dict, cis: dict, pairs: list) -> tuple[float, float]:
+    """(max CI endpoint difference / rliable's CI width, the same in steps of 1/(runs x tasks)).
+
+    ``mine``: intervals in :func:`theirs`'s layout. Profiles: over thresholds where rliable's band
+    has a width; the steps say how far apart the endpoints are on the grid a profile lives on."""
+    worst, steps = 0.0, 0.0
+    for key, band in cis.items():
+        band, other = np.asarray(band), np.asarray(mine[key])
+        if stat == "poi":
+            band, other = band.reshape(2), other.reshape(2)
+        width = band[1] - band[0]
+        ok = width > 0
+        diff = np.abs(other - band)
+        worst = max(worst, float(np.max(diff[:, ok] / width[ok])) if band.ndim == 2 else float(np.max(diff) / width))
+        if stat == "profile":
+            steps = max(steps, float(np.max(diff)) * scores[key].size)
+    return worst, steps
+
+
+def as_bands(stat: str, ours_out: dict, scores: dict, pairs: list) -> dict:
+    """evalkit's intervals in rliable's layout: {key: (2, ...)}."""
+    if stat == "aggregates":
+        return {a: np.array([[ours_out[a][n].low for n in NAMES], [ours_out[a][n].high for n in NAMES]])
+                for a in scores}
+    if stat == "poi":
+        return {f"{x},{y}": np.array([ours_out[x, y].low, ours_out[x, y].high]) for x, y in pairs}
+    return {a: np.array([ours_out[a]["low"].to_numpy(), ours_out[a]["high"].to_numpy()]) for a in scores}
+
+
+def agreement(stat: str, scores: dict, reps: int, taus: np.ndarray, pairs: list, noise: bool) -> dict:
+    """CI endpoint differences relative to rliable's width at ``reps`` resamples, three ways:
+    evalkit vs rliable (independent streams); rliable vs itself with another seed (the criterion's
+    Monte Carlo noise floor; only if ``noise``); evalkit's kernels on rliable's own resamples (zero
+    up to rounding if the method is the same). Plus the largest point difference. PoI: intervals
+    of the first pair (rliable takes 5-60 ms per pair and resample), points of every pair.
 
     A profile is a fraction of runs x tasks scores, so its band endpoints move in steps of
-    1 / (runs x tasks); the note gives the largest difference in such steps (where a band is a few
-    steps wide, one step is a large fraction of it whichever bootstrap draws it).
+    1 / (runs x tasks); the largest differences are also given in such steps.
     """
-    mine = ours(stat, scores, reps, taus, pairs[:1] if stat == "poi" else pairs)
-    pts, cis = theirs(stat, scores, reps, taus, pairs[:1] if stat == "poi" else pairs)
-    worst, point, note = 0.0, 0.0, ""
+    used = pairs[:1] if stat == "poi" else pairs
+    pts, cis = theirs(stat, scores, reps, taus, used, seed=1)
+    row = {"ours": differences(stat, scores, as_bands(stat, ours(stat, scores, reps, taus, used), scores, used),
+                               cis, used)}
+    if noise:
+        row["noise"] = differences(stat, scores, theirs(stat, scores, reps, taus, used, seed=2)[1], cis, used)
+    row["same"] = differences(stat, scores, same_draws(stat, scores, reps, taus, used), cis, used)
+    point = 0.0
     if stat == "aggregates":
         for a in scores:
             for i, name in enumerate(NAMES):
-                e, (lo, hi) = mine[a][name], cis[a][:, i]
-                worst = max(worst, abs(e.low - lo) / (hi - lo), abs(e.high - hi) / (hi - lo))
-                point = max(point, abs(e.point - four(scores[a])[i]))
+                point = max(point, abs(stats.interval_estimates({a: scores[a]}, name, reps=10)[a].point - pts[a][i]))
     elif stat == "poi":
         for x, y in pairs:  # points for every pair (cheap), intervals for the first
             point = max(point, abs(stats.probability_of_improvement(scores[x], scores[y], reps=10).point
                                    - rlm.probability_of_improvement(scores[x], scores[y])))
-        (x, y), e = next(iter(mine.items()))
-        lo, hi = cis[f"{x},{y}"][:, 0] if cis[f"{x},{y}"].ndim == 2 else cis[f"{x},{y}"]
-        worst = max(abs(e.low - lo), abs(e.high - hi)) / (hi - lo)
     else:
         for a in scores:
-            df, band = mine[a], cis[a]
-            width = band[1] - band[0]
-            ok = width > 0
-            worst = max(worst, float(np.max(np.abs(df["low"].to_numpy() - band[0])[ok] / width[ok])),
-                        float(np.max(np.abs(df["high"].to_numpy() - band[1])[ok] / width[ok])))
-            point = max(point, float(np.max(np.abs(df["point"].to_numpy() - pts[a]))))
-            steps = max(steps if note else 0.0, float(np.max(np.abs(np.r_[df["low"] - band[0], df["high"] - band[1]])))
-                        * scores[a].size)
-            note = f"largest difference {steps:.2f} steps of 1/(runs x tasks)"
-    return worst, point, note
+            point = max(point, float(np.max(np.abs(profiles.profile(scores[a], taus) - pts[a]))))
+    row["point"] = point
+    return row
 
 
 def sensitivity_row() -> str:
@@ -180,6 +255,8 @@ def main() -> None:
                    "scale (0: as many as the table)")
     p.add_argument("--poi-peer-reps", type=int, default=50, help="the same for rliable's PoI (seconds per resample)")
     p.add_argument("--check-reps", type=int, default=5000, help="resamples of the agreement check (0: skip)")
+    p.add_argument("--noise-stats", default="aggregates,poi,profile", help="statistics whose agreement check also "
+                   "runs rliable with a second seed (its noise floor)")
     p.add_argument("--taus", type=int, default=51)
     p.add_argument("--sensitivity", action="store_true")
     args = p.parse_args()
@@ -211,13 +288,20 @@ def main() -> None:
                 print(f"| {shape} | {label} | {reps:,} | {rc:.2f} ({rw:.2f}){note} | {oc:.3f} ({ow:.3f}) | "
                       f"{rc / oc:.0f}x ({rw / ow:.0f}x) | {fl:.3f} | {oc / fl:.1f}x | {mem:.0f} MiB |", flush=True)
             if args.check_reps:
-                checks.append((shape, stat) + agreement(stat, scores, args.check_reps, taus, pairs))
+                checks.append((shape, stat, agreement(stat, scores, args.check_reps, taus, pairs,
+                                                      stat in args.noise_stats.split(","))))
     if checks:
-        print(f"\nAgreement with rliable at {args.check_reps:,} resamples (PoI interval: first pair; points: all):\n")
-        print("| shape | statistic | max CI endpoint difference / rliable width | max point difference | note |")
-        print("|---|---|---:|---:|---|")
-        for shape, stat, worst, point, note in checks:
-            print(f"| {shape} | {stat} | {worst:.3f} | {point:.1e} | {note} |")
+        print(f"\nAgreement with rliable at {args.check_reps:,} resamples: largest CI endpoint difference over "
+              "every algorithm, aggregate, pair and threshold, relative to rliable's CI width (profiles: also in "
+              "steps of 1/(runs x tasks)). PoI interval: first pair; points: all pairs.\n")
+        print("| shape | statistic | evalkit vs rliable, independent streams | rliable vs rliable, seeds 1 and 2 "
+              "(noise floor) | evalkit on rliable's resamples | max point difference |")
+        print("|---|---|---:|---:|---:|---:|")
+        cell = lambda stat, d, f=".3f": "" if d is None else (f"{d[0]:{f}} ({d[1]:.2f} steps)" if stat == "profile"
+                                                              else f"{d[0]:{f}}")
+        for shape, stat, row in checks:
+            print(f"| {shape} | {stat} | {cell(stat, row['ours'])} | {cell(stat, row.get('noise'))} | "
+                  f"{cell(stat, row['same'], '.1e')} | {row['point']:.1e} |")
     if args.sensitivity:
         print()
         print(sensitivity_row())

@@ -288,23 +288,41 @@ def test_exact_two_sided_factor_n10_is_3393_not_the_approximate_3379():
     assert _mc_confidence(3.379, 10, 0.95, 2, trials, rng) < 0.95 - 4 * se
 
 
-@pytest.mark.parametrize("shape", [(2, 3), (300, 2), (3, 22_000)])  # uint8 / uint16 draws, > 2**16 positions
+def lemire_draws(bg: np.random.BitGenerator, runs: int, n: int) -> np.ndarray:
+    """The kernel's draws of one resample, written out in numpy (evalkit.stats.kernels.fill): fresh
+    64-bit words, 16-bit lanes low to high (32-bit above 2**16 runs), Lemire's multiply-shift,
+    low part below 2**bits mod runs rejected; the rest of the last word is discarded."""
+    bits, lanes = (16, 4) if runs <= 2**16 else (32, 2)
+    mask, thr = np.uint64(2**bits - 1), np.uint64(2**bits % runs)
+    out = np.zeros(0, np.uint64)
+    while out.size < n:
+        words = bg.random_raw(-(-(n - out.size) // lanes))
+        lane = ((words[:, None] >> (np.uint64(bits) * np.arange(lanes, dtype=np.uint64))) & mask).ravel()
+        m = lane * np.uint64(runs)
+        out = np.r_[out, (m >> np.uint64(bits))[(m & mask) >= thr]]
+    return out[:n].astype(np.intp)
+
+
+@pytest.mark.parametrize("shape", [(2, 3), (300, 2), (3, 22_000), (70_000, 1)])  # 16-bit / 32-bit lanes
 def test_bootstrap_distribution_replays_exactly_from_its_draws(shape):
-    """Re-draw the same stratified indices from the same generator and aggregate each resample with
-    rliable's functions: the vectorised replicates must match to rounding, chunk boundaries included."""
+    """Re-draw the same stratified indices from the same generator (the kernel's draws written out
+    in numpy) and aggregate each resample with rliable's functions: the compiled replicates must
+    match to rounding, and a longer run must extend a shorter one (resample b's draws are its own)."""
     runs, tasks = shape
+    reps = 45 if runs * tasks < 10_000 else 4
     x = np.random.default_rng(runs).normal(size=shape)
-    boot = bootstrap.bootstrap_distribution(x, NAMES, 45, np.random.default_rng(1), chunk=20)
+    boot = bootstrap.bootstrap_distribution(x, NAMES, reps, np.random.default_rng(1))
     rng = np.random.default_rng(1)
-    dtype = np.uint8 if runs <= 255 else np.uint16 if runs * tasks <= 2**16 else np.intp
     expected = []
-    for n in (20, 20, 5):
-        draws = rng.integers(0, runs, size=(n, tasks, runs), dtype=dtype)
-        for d in draws:
-            s = x[d.T, np.arange(tasks)]
-            expected.append([rlm.aggregate_iqm(s), rlm.aggregate_mean(s), rlm.aggregate_median(s),
-                             rlm.aggregate_optimality_gap(s)])
+    for _ in range(reps):
+        d = lemire_draws(rng.bit_generator, runs, runs * tasks).reshape(tasks, runs)
+        s = x[d.T, np.arange(tasks)]
+        expected.append([rlm.aggregate_iqm(s), rlm.aggregate_mean(s), rlm.aggregate_median(s),
+                         rlm.aggregate_optimality_gap(s)])
     np.testing.assert_allclose(boot, np.array(expected).T, rtol=1e-12, atol=1e-14)
+    shorter = bootstrap.bootstrap_distribution(x, NAMES, reps // 2, np.random.default_rng(1))
+    assert np.array_equal(shorter, boot[:, :reps // 2])
+    assert np.array_equal(bootstrap.bootstrap_distribution(x, NAMES, reps, np.random.default_rng(1)), boot)
 
 
 def test_coverage_warning_fires_where_simulation_shows_under_coverage():

@@ -1,6 +1,8 @@
-"""The fast bootstrap paths (evalkit.stats.resample, count-form PoI and profiles, closed-form
-jackknife, tolerance factors) against the straightforward definitions, on random shapes with ties
-and constant tasks; per-algorithm streams derived from names."""
+"""The fast bootstrap paths (the compiled kernels of evalkit.stats.kernels, the numpy count paths of
+evalkit.stats.resample, count-form PoI and profiles, closed-form jackknife, tolerance factors)
+against the straightforward definitions, on random shapes with ties and constant tasks; the
+kernels' draws against their definition written out in numpy; per-algorithm streams derived from
+names."""
 
 from __future__ import annotations
 
@@ -14,7 +16,8 @@ from rliable import metrics as rlm
 from scipy import integrate, special
 
 from evalkit import stats
-from evalkit.stats import aggregates, improvement, profiles, resample, tolerance
+from evalkit.stats import aggregates, improvement, kernels, profiles, resample, tolerance
+from tests.test_stats_crosschecks import lemire_draws
 
 NAMES = ("iqm", "mean", "median", "optimality_gap")
 
@@ -182,3 +185,118 @@ FORMER = {(2, 0.9, 0.95, 2): 31.09222559979771, (5, 0.9, 0.95, 2): 4.29060407068
 @pytest.mark.parametrize("cell", list(FORMER))
 def test_tolerance_factor_keeps_its_values(cell):
     assert tolerance.tolerance_factor.__wrapped__(*cell) == pytest.approx(FORMER[cell], rel=1e-9, abs=1e-9)
+
+
+# ------------------------------------------------------------------ compiled kernels
+
+
+@pytest.mark.parametrize("shape", SHAPES + [(100, 26), (1000, 1), (5, 57)])
+@pytest.mark.parametrize("kind", ["normal", "ties", "constant"])
+def test_kernel_aggregates_equal_the_aggregates_of_each_materialised_resample(shape, kind):
+    rng = np.random.default_rng(hash((shape, kind, 1)) % 2**32)
+    x = make_scores(rng, *shape, kind)
+    idx = resample.draw(rng, *shape, 40)
+    expected = np.array([plain_aggregates(s) for s in materialised(x, idx)]).T
+    np.testing.assert_allclose(resample.FusedAggregates(x, NAMES).given(idx), expected, rtol=1e-12, atol=1e-13)
+    # the numpy count path on the same resamples (the reference the kernel replaced)
+    np.testing.assert_allclose(resample.Aggregates(x, NAMES)(resample.counts(idx, shape[0])), expected,
+                               rtol=1e-12, atol=1e-13)
+
+
+@settings(max_examples=60, deadline=None)
+@given(runs=st.integers(1, 40), tasks=st.integers(1, 7), seed=st.integers(0, 2**31), levels=st.integers(1, 6),
+       names=st.lists(st.sampled_from(NAMES), min_size=1, max_size=4, unique=True))
+def test_kernel_aggregates_property(runs, tasks, seed, levels, names):
+    """Any shape (one run per task included), any subset and order of names, scores on a few levels."""
+    rng = np.random.default_rng(seed)
+    x = rng.integers(0, levels, size=(runs, tasks)).astype(float) * 0.4
+    idx = resample.draw(rng, runs, tasks, 20)
+    got = resample.FusedAggregates(x, tuple(names)).given(idx)
+    expected = np.array([[aggregates.AGGREGATES[n](s) for n in names] for s in materialised(x, idx)]).T
+    np.testing.assert_allclose(got, expected, rtol=1e-12, atol=1e-13)
+
+
+@pytest.mark.parametrize("runs", [1, 2, 3, 7, 100, 1000, 2**16, 2**16 + 1, 100_003])
+def test_kernel_draws_are_lemire_on_fresh_words(runs):
+    """kernels.fill against its definition in numpy: same generator, same indices, same words used."""
+    a, b = np.random.default_rng(runs), np.random.default_rng(runs)
+    out = np.empty(1001, np.uint32)
+    for n in (1001, 5, 1, 64):
+        kernels.fill(a.bit_generator, runs, out[:n])
+        np.testing.assert_array_equal(out[:n], lemire_draws(b.bit_generator, runs, n))
+    assert a.bit_generator.random_raw() == b.bit_generator.random_raw()  # both consumed the same words
+
+
+@pytest.mark.parametrize("runs", [3, 10, 100, 1000])
+def test_kernel_draws_are_uniform(runs):
+    """Chi-square goodness of fit of 400,000 draws to the uniform on [0, runs)."""
+    from scipy import stats as sps
+    out = np.empty(400_000, np.uint32)
+    kernels.fill(np.random.default_rng(7).bit_generator, runs, out)
+    counts = np.bincount(out, minlength=runs)
+    assert counts.size == runs
+    assert sps.chisquare(counts).pvalue > 1e-4
+
+
+@pytest.mark.parametrize("shape", [(1, 3), (3, 1), (6, 4), (15, 2), (10, 26), (300, 1)])
+@pytest.mark.parametrize("kind", ["normal", "ties", "constant"])
+def test_kernel_profiles_equal_the_fraction_above_each_threshold(shape, kind):
+    rng = np.random.default_rng(sum(shape) + len(kind) + 1)
+    x = make_scores(rng, *shape, kind)
+    taus = np.r_[np.unique(x)[:3], 0.25, -9.0, 9.0, 0.7, 0.25]  # thresholds at scores, repeated, unsorted
+    idx = resample.draw(rng, *shape, 40)
+    expected = np.array([np.mean(s[..., None] > taus, axis=(0, 1)) for s in materialised(x, idx)])
+    np.testing.assert_allclose(profiles.Profile(x, taus).given(idx), expected, rtol=1e-12, atol=1e-15)
+
+
+@pytest.mark.parametrize("shapes", [((5, 3), (7, 3), (2, 3)), ((12, 2), (11, 2), (12, 2)), ((1, 1), (3, 1), (2, 1)),
+                                    ((30, 4), (4, 4), (100, 4))])
+@pytest.mark.parametrize("kind", ["normal", "ties", "constant"])
+def test_kernel_poi_replicates_equal_all_pairs_comparisons(shapes, kind):
+    """Every ordered pair of three algorithms with different runs, from given draws."""
+    rng = np.random.default_rng(len(kind) + sum(map(sum, shapes)) + 1)
+    mats = [make_scores(rng, *s, kind) for s in shapes]
+    if kind == "ties":  # also ties across algorithms in the same task
+        mats[2][:, 0] = mats[0][0, 0]
+    idx = [resample.draw(rng, *s, 30) for s in shapes]
+    pairs = [(0, 1), (1, 0), (0, 2), (2, 1), (1, 2), (2, 0)]
+    got = improvement.fused_replicates(mats, pairs, 30, idx=idx)
+    samples = [materialised(m, i) for m, i in zip(mats, idx)]
+    for row, (a, b) in zip(got, pairs):
+        expected = [rlm.probability_of_improvement(u, v) for u, v in zip(samples[a], samples[b])]
+        np.testing.assert_allclose(row, expected, rtol=1e-12, atol=1e-14)
+
+
+def test_kernel_results_depend_on_the_seed_only():
+    """Same inputs and seed: bitwise the same intervals; a longer run extends a shorter one."""
+    rng = np.random.default_rng(3)
+    scores = {f"a{i}": rng.gamma(2 + i, 0.3, size=(20, 4)) for i in range(3)}
+    taus = np.linspace(0, 2, 9)
+    for _ in range(2):
+        assert stats.interval_estimates(scores, list(NAMES), reps=500, seed=9) == \
+            stats.interval_estimates(scores, list(NAMES), reps=500, seed=9)
+        assert stats.improvement_pairs(scores, reps=500, seed=9) == stats.improvement_pairs(scores, reps=500, seed=9)
+        assert stats.performance_profile(scores["a0"], taus, reps=500, seed=9).equals(
+            stats.performance_profile(scores["a0"], taus, reps=500, seed=9))
+    mats = list(scores.values())
+    long = improvement.fused_replicates(mats, [(0, 1), (2, 0)], 300, [resample_rng(i) for i in range(3)])
+    short = improvement.fused_replicates(mats, [(0, 1), (2, 0)], 100, [resample_rng(i) for i in range(3)])
+    assert np.array_equal(long[:, :100], short)
+    # an algorithm in no pair draws nothing: the others' replicates do not change
+    alone = improvement.fused_replicates(mats, [(0, 1)], 100, [resample_rng(i) for i in range(3)])
+    assert np.array_equal(alone[0], short[0])
+    f = profiles.Profile(mats[0], taus)
+    assert np.array_equal(f.drawn(resample_rng(5), 300)[:100], f.drawn(resample_rng(5), 100))
+
+
+def resample_rng(i: int) -> np.random.Generator:
+    return np.random.default_rng(1000 + i)
+
+
+@pytest.mark.parametrize("shapes", [((5, 3), (7, 3)), ((1, 1), (4, 1)), ((30, 4), (4, 4))])
+@pytest.mark.parametrize("kind", ["normal", "ties", "constant"])
+def test_rank_point_equals_all_pairs_comparisons(shapes, kind):
+    rng = np.random.default_rng(len(kind) + sum(map(sum, shapes)) + 2)
+    x, y = make_scores(rng, *shapes[0], kind), make_scores(rng, *shapes[1], kind)
+    assert improvement._poi_point(x, y) == pytest.approx(float(improvement._poi_tasks(x, y).mean()), rel=1e-12)
+    assert improvement._poi_point(x, y) == pytest.approx(rlm.probability_of_improvement(x, y), rel=1e-12)

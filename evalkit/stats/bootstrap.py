@@ -1,9 +1,10 @@
 """Stratified bootstrap confidence intervals (Agarwal et al. 2021; Efron & Tibshirani 1993).
 
-Runs are resampled with replacement independently within each task. For the named aggregates a
-chunk of resamples is drawn at once as small integers (one ``(chunk, tasks, runs)`` array), turned
-into draw counts and evaluated exactly by :class:`evalkit.stats.resample.Aggregates` in slices
-that stay in cache, so memory is bounded by the chunk and there is no per-resample Python loop.
+Runs are resampled with replacement independently within each task. For the named aggregates each
+resample is drawn, counted and evaluated exactly by a compiled kernel
+(:class:`evalkit.stats.resample.FusedAggregates`, :mod:`evalkit.stats.kernels`; the numpy count
+path :class:`evalkit.stats.resample.Aggregates` computes the same statistics and serves as its
+reference in the tests), so memory is the replicates only and there is no per-resample Python loop.
 Any other aggregate (a callable on a (runs, tasks) matrix) is evaluated on materialised resamples,
 chunk by chunk. BCa's jackknife for the named aggregates is in closed form
 (:func:`evalkit.stats.aggregates.jackknife`).
@@ -70,16 +71,9 @@ def bootstrap_distribution(scores: np.ndarray, aggregate: str | Callable | tuple
     out = []
     if isinstance(aggregate, (str, tuple)):
         names = (aggregate,) if isinstance(aggregate, str) else aggregate
-        evaluate = resample.Aggregates(scores, names)
-        # draw ``chunk`` resamples at a time (bounded to DRAW_BUDGET indices), evaluate them in
-        # slices of CHUNK_COUNTS counts, small enough for every pass over them to stay in cache
-        step = max(1, min(chunk, resample.DRAW_BUDGET // (runs * tasks)))
-        sub = max(1, resample.CHUNK_COUNTS // (runs * tasks))
-        for n in _chunks(reps, step):
-            idx = resample.draw(rng, runs, tasks, n)
-            for i in range(0, n, sub):
-                out.append(evaluate(resample.counts(idx[i:i + sub], runs)))
-        stacked = np.concatenate(out, axis=1)
+        # the compiled kernel draws, counts and evaluates one resample at a time: memory is the
+        # output only, so ``chunk`` does not apply (resample b's draws do not depend on it either)
+        stacked = resample.FusedAggregates(scores, names).drawn(rng, reps)
         return stacked[0] if isinstance(aggregate, str) else stacked
     else:
         cols = np.arange(tasks)[None, None, :]

@@ -20,8 +20,13 @@ each run of each task was drawn. Every statistic evalkit bootstraps is a functio
   summed over the thresholds' bins, then a running total from the top (:mod:`evalkit.stats.profiles`).
 
 Counts come from the drawn indices (``(n, tasks, runs)`` small integers, the draws themselves being
-the only random step): by comparisons for few runs per task (``runs <= 16``: ``runs`` passes of a
+the only random step): by comparisons for few runs per task (``runs <= 10``: ``runs`` passes of a
 SIMD compare over bytes) and by one ``np.bincount`` otherwise.
+
+This numpy path needs a separate trip through memory per step, which costs several times the draws
+themselves. The bootstrap therefore runs the same statistics through compiled kernels that draw,
+count and evaluate one resample at a time (:class:`FusedAggregates`, :mod:`evalkit.stats.kernels`);
+:class:`Aggregates` on :func:`counts` stays as their reference in the tests.
 """
 
 from __future__ import annotations
@@ -31,6 +36,8 @@ import math
 
 import numpy as np
 import threadpoolctl
+
+from evalkit.stats import kernels
 
 SMALL_RUNS = 10  # up to this many runs per task counts come from comparisons, beyond from bincount
 CHUNK_COUNTS = 2**18  # counts per chunk: 2 MB of float64, so the passes over them stay in cache
@@ -175,3 +182,44 @@ class Aggregates:
         low = self._smallest_sum(c, y[0], y[1], klo, alo, blo)
         high = self._smallest_sum(c, y[2], y[3], khi, ahi, bhi)
         return (high - low) / (self.hi - self.lo)
+
+
+AGGREGATE_NAMES = ("iqm", "mean", "median", "optimality_gap")
+
+
+class FusedAggregates:
+    """The aggregates ``names`` of resamples of one (runs, tasks) matrix by the compiled kernel
+    (:mod:`evalkit.stats.kernels`): the same statistics as :class:`Aggregates`, drawn, counted and
+    evaluated resample by resample, with no count matrix."""
+
+    def __init__(self, scores: np.ndarray, names: tuple[str, ...], gamma: float = 1.0):
+        for name in names:
+            if name not in AGGREGATE_NAMES:
+                raise ValueError(f"aggregate: expected one of {', '.join(AGGREGATE_NAMES)}, found {name!r}")
+        self.runs, self.tasks = scores.shape
+        self.vt = np.ascontiguousarray(np.asarray(scores, float).T).ravel()  # task-major: t * runs + run
+        order = np.argsort(self.vt, kind="stable")
+        self.sv = self.vt[order]
+        self.sg = np.minimum(self.sv, gamma)
+        self.pos = np.empty(self.vt.size, np.uint32 if self.vt.size < 2**32 else np.uint64)
+        self.pos[order] = np.arange(self.vt.size)
+        self.lo = int(0.25 * self.vt.size)
+        self.hi = self.vt.size - self.lo
+        self.rows = np.array([names.index(a) if a in names else -1 for a in AGGREGATE_NAMES], np.int64)
+        self.gamma, self.n = float(gamma), len(names)
+
+    def _args(self):
+        return (self.runs, self.tasks, self.pos, self.vt, self.sv, self.sg, self.lo, self.hi, self.rows, self.gamma)
+
+    def drawn(self, rng: np.random.Generator, reps: int) -> np.ndarray:
+        """(len(names), reps) aggregates of ``reps`` resamples drawn from ``rng``."""
+        out = np.empty((self.n, reps))
+        kernels.aggregates_drawn(rng, *self._args(), out)
+        return out
+
+    def given(self, idx: np.ndarray) -> np.ndarray:
+        """The same for the resamples with draws ``idx`` (reps, tasks, runs) (as :func:`draw`)."""
+        flat = np.ascontiguousarray(idx.reshape(idx.shape[0], -1), dtype=np.uint32)
+        out = np.empty((self.n, flat.shape[0]))
+        kernels.aggregates_given(flat, *self._args(), out)
+        return out
