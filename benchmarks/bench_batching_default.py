@@ -13,7 +13,10 @@ The load average (1 min) is read before every run and printed. Where the automat
 1 (no batching) the two commands are the same runs, so the case is run once and reported as 1.00x.
 
     nice -n 5 python benchmarks/bench_batching_default.py [--steps 5000] [--reps 1]
-        [--cases dqn:128:8 dqn:128:32 ...]   # agent:width:seeds, width 0 = the agent's default
+        [--cases dqn:0:8 dqn:64:32 dqn:0:32:16 ...]
+
+A case is ``agent:width:seeds`` (width 0 = the agent's default) with an optional ``:block`` that
+replaces the automatic block by ``--batch-seeds block`` (to measure a candidate for the table).
 """
 
 from __future__ import annotations
@@ -62,7 +65,7 @@ def main() -> None:
     rows = []
     flip = False
     for case in a.cases:
-        agent, width, seeds = case.split(":")
+        agent, width, seeds, *force = case.split(":")
         width, seeds = int(width), int(seeds)
         with tempfile.TemporaryDirectory(prefix="bench_batching_") as tmp:
             path = os.path.join(tmp, "study.toml")
@@ -71,6 +74,8 @@ def main() -> None:
             _, dry = evalkit(["run", path, "--dry-run", "--root", os.path.join(tmp, "dry")], tmp)
             m = re.search(r"seed blocks: .*?: (\d+) seeds? per process \((.*)\)", dry)
             block, reason = (int(m.group(1)), m.group(2)) if m else (1, "?")
+            if force:  # a candidate block size for the table instead of the automatic one
+                block, reason = int(force[0]), "forced with --batch-seeds"
             times: dict[str, list[float]] = {"auto": [], "one": []}
             loads = []
             for rep in range(a.reps):
@@ -80,7 +85,7 @@ def main() -> None:
                 flip = not flip
                 for side in order:
                     loads.append(load1())
-                    extra = ["--batch-seeds", "1"] if side == "one" else []
+                    extra = ["--batch-seeds", "1"] if side == "one" else ["--batch-seeds", str(block)] if force else []
                     root = os.path.join(tmp, f"{side}{rep}")
                     wall, _ = evalkit(["run", path, "--root", root, "--workers", str(a.workers), "--no-progress",
                                        *extra], tmp)
