@@ -7,6 +7,7 @@ the block's seeds, so for those this is the block's aggregate throughput); the p
 beside it, keyed by agent and env id.
 
     evalkit run studies/agents_benchmark.toml && python benchmarks/agents_table.py
+    evalkit run studies/lunarlander.toml && python benchmarks/agents_table.py studies/lunarlander.toml
 """
 
 from __future__ import annotations
@@ -26,6 +27,8 @@ REFERENCES = {  # DESIGN.md section 8 / the issue's targets
     ("ppo", "Pendulum-v1"): "target eval >= -400 @200k",
     ("a2c", "CartPole-v1"): "target >= 400 @200k",
     ("reinforce", "CartPole-v1"): "target >= 400 @200k",
+    ("dqn", "LunarLander-v3"): "target eval >= 200 within 1M (issue 21); rl-zoo3 154.4 @100k (one model, v2)",
+    ("ppo", "LunarLander-v3"): "target eval >= 200 within 1M (issue 21); rl-zoo3 242.1 @1M (one model, v2)",
     ("sarsa", "MountainCar-v0"): "target >= -130 @100k (Sutton & Barto tile coding ~ -110..-130)",
 }
 

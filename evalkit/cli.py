@@ -461,7 +461,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--timeout", type=float, help="seconds a run may take before it is stopped and failed")
     p.add_argument("--batch-seeds", type=int, metavar="N",
                    help="seeds per block for agents that train seeds together (1 = never; default: the "
-                        "study's batch_seeds, 'auto' = 8); batched runs are stored under their own ids")
+                        "study's batch_seeds; 'auto' = the agent's measured block table, shown by --dry-run); "
+                        "batched runs are stored under their own ids")
     p.add_argument("--rerun-stale", action="store_true", help="redo runs whose agent code changed since")
     p.add_argument("--dry-run", action="store_true", help="print the runs and the code they execute; run nothing")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")

@@ -91,6 +91,16 @@ def test_ppo_pendulum_defaults_are_the_tuned_setting(write_study):
     assert run.config["n_envs"] == 4 and run.config["gamma"] == 0.9 and run.config["clip_vloss"] is False
 
 
+def test_lunarlander_defaults_are_rl_zoo3s_with_dqn_step_size_annealed(write_study):
+    # issue 21 item 5 (README, LunarLander): rl-zoo3's settings; DQN's constant step size let the
+    # last greedy evaluation fall (IQM 229 @250k -> 155 @300k over 10 seeds), so it is annealed to 0
+    d = spec.expand(study(write_study, env="LunarLander-v3"))[0].config
+    assert d["anneal_lr"] is True and d["learning_rate"] == 6.3e-4 and d["hidden"] == 256
+    assert d["train_frequency"] == 4 and d["gradient_steps"] == 4 and d["target_update_interval"] == 250
+    p = spec.expand(study(write_study, agent="ppo", env="LunarLander-v3", name="l.toml"))[0].config
+    assert (p["n_envs"], p["n_steps"], p["gamma"], p["gae_lambda"], p["ent_coef"]) == (16, 1024, 0.999, 0.98, 0.01)
+
+
 def test_agents_command_shows_the_env_defaults(capsys):
     assert cli.main(["agents", "dqn", "--env", "CartPole-v1"]) == 0
     out = capsys.readouterr().out
