@@ -72,7 +72,8 @@ def record_pack(execution, pack: Pack, outcomes: list, bar, queue) -> None:
         queue.extend(pack.units)
         return
     by_id = {o.run.run_id: o for o in outcomes}
-    execution.store([(u, [by_id[u[0].run_id]]) for u in pack.units if by_id[u[0].run_id].ok], bar)
-    for unit in pack.units:  # a failed run fails alone: retried on its own, attempts counted per run
-        if not by_id[unit[0].run_id].ok:
-            execution.record(unit, [by_id[unit[0].run_id]], bar, queue)
+    results = [(unit, [by_id[unit[0].run_id]]) for unit in pack.units]
+    execution.store([(unit, out) for unit, out in results if out[0].ok], bar)
+    for unit, out in results:  # a failed run fails alone: retried on its own, attempts counted per run
+        if not out[0].ok:
+            execution.record(unit, out, bar, queue)

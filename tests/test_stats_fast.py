@@ -288,3 +288,10 @@ def test_rank_point_equals_all_pairs_comparisons(shapes, kind):
     x, y = make_scores(rng, *shapes[0], kind), make_scores(rng, *shapes[1], kind)
     assert improvement._poi_point(x, y) == pytest.approx(float(improvement._poi_tasks(x, y).mean()), rel=1e-12)
     assert improvement._poi_point(x, y) == pytest.approx(rlm.probability_of_improvement(x, y), rel=1e-12)
+
+
+def test_poi_refuses_pairs_beyond_32_bit_rank_sums():
+    # runs_x * runs_y * tasks >= 2**31 would overflow the kernel's 32-bit rank sums: a one-line error
+    big = np.zeros((46_341, 1))
+    with pytest.raises(ValueError, match=r"below 2\*\*31"):
+        improvement.improvement_pairs({"a": big, "b": big}, reps=10)

@@ -99,9 +99,10 @@ def fused_replicates(mats: list, pairs: list, reps: int, rngs: list | None = Non
     """
     used = {a for p in pairs for a in p}
     tasks = mats[0].shape[1]
-    if pairs and max(mats[x].shape[0] * mats[y].shape[0] for x, y in pairs) * tasks >= 2**31:
-        raise ValueError(f"scores: runs x runs x tasks of a pair must stay below 2**31 (32-bit rank sums), found "
-                         f"{max(mats[x].shape[0] * mats[y].shape[0] for x, y in pairs) * tasks:,}")
+    widest = max((mats[x].shape[0] * mats[y].shape[0] * tasks for x, y in pairs), default=0)
+    if widest >= 2**31:
+        raise ValueError(f"scores: runs x runs x tasks of a pair must stay below 2**31 (32-bit rank sums), "
+                         f"found {widest:,}")
     cells = [m.size if a in used else 0 for a, m in enumerate(mats)]
     slots = [(m.shape[0] + 1) * tasks if a in used else 0 for a, m in enumerate(mats)]
     ox, oe = np.r_[0, np.cumsum(cells)].astype(np.int64), np.r_[0, np.cumsum(slots)].astype(np.int64)
