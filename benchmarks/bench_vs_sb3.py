@@ -18,6 +18,10 @@ full size is 20 seeds per side (``--seeds 20``, hours on 2 cores). Usage:
 
     python benchmarks/bench_vs_sb3.py --rows dqn-cartpole ppo-cartpole --seeds 5 --workers 2
     python benchmarks/bench_vs_sb3.py --list
+
+``--out FILE.jsonl`` appends each finished run (row, side, seed, steps, scores, wall) as one line
+the moment it ends; rerunning with the same file skips the runs already there, so a long
+comparison survives being stopped, and ``--table-only`` prints the table from the file.
 """
 
 from __future__ import annotations
@@ -26,6 +30,7 @@ import argparse
 import concurrent.futures as cf
 import dataclasses
 import importlib
+import json
 import os
 import sys
 import time
@@ -213,6 +218,18 @@ def diff_ci(a: np.ndarray, b: np.ndarray, reps: int = 10_000, seed: int = 0) -> 
     return aggregates.iqm(a) - aggregates.iqm(b), float(np.percentile(boot, 2.5)), float(np.percentile(boot, 97.5))
 
 
+def load_results(path: str) -> dict:
+    """Runs recorded in a ``--out`` file: ``{(row, side, seed, steps): {"final", "eval", "wall"}}``."""
+    out: dict = {}
+    if path and os.path.exists(path):
+        with open(path) as f:
+            for line in f:
+                if line.strip():
+                    r = json.loads(line)
+                    out[(r["row"], r["side"], r["seed"], r["steps"])] = {k: r[k] for k in ("final", "eval", "wall")}
+    return out
+
+
 def fmt(t: tuple[float, float, float], x: np.ndarray | None = None) -> str:
     if not np.isfinite(t[0]):
         missing = "" if x is None else f": {int(np.sum(~np.isfinite(x)))} of {x.size} runs without a score"
@@ -228,6 +245,8 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--steps", type=int, default=None, help="override every row's budget (default: rl-zoo3's)")
     p.add_argument("--workers", type=int, default=2)
     p.add_argument("--list", action="store_true", help="print the rows' settings and exit")
+    p.add_argument("--out", default=None, help="JSON-lines file: finished runs are appended, rerun skips them")
+    p.add_argument("--table-only", action="store_true", help="print the table from --out without running")
     a = p.parse_args(argv)
     if a.list:
         for r in ROWS.values():
@@ -236,22 +255,35 @@ def main(argv: list[str] | None = None) -> None:
         return
     seeds = range(a.first_seed, a.first_seed + a.seeds)
     jobs = [(side, name, s, a.steps or ROWS[name].steps) for name in a.rows for s in seeds for side in ("ours", "sb3")]
-    results: dict = {}
+    results = load_results(a.out) if a.out else {}
+    todo = [j for j in jobs if (j[1], j[0], j[2], j[3]) not in results]
     t0 = time.perf_counter()
-    with cf.ProcessPoolExecutor(a.workers) as pool:
-        for side, name, s, out in pool.map(_job, jobs):
-            results.setdefault((name, side), {})[s] = out
-            print(f"# {name} {side} seed {s}: final {out['final']:.1f} eval {out['eval']:.1f} wall {out['wall']:.1f}s",
-                  file=sys.stderr, flush=True)
+    if todo and not a.table_only:
+        print(f"# {len(jobs) - len(todo)} of {len(jobs)} runs already in {a.out}; running {len(todo)}",
+              file=sys.stderr, flush=True)
+        with cf.ProcessPoolExecutor(a.workers) as pool:
+            for fut in cf.as_completed([pool.submit(_job, j) for j in todo]):
+                side, name, s, out = fut.result()
+                steps = a.steps or ROWS[name].steps
+                results[(name, side, s, steps)] = out
+                if a.out:
+                    with open(a.out, "a") as f:
+                        f.write(json.dumps({"row": name, "side": side, "seed": s, "steps": steps, **out}) + "\n")
+                print(f"# {name} {side} seed {s}: final {out['final']:.1f} eval {out['eval']:.1f} "
+                      f"wall {out['wall']:.1f}s", file=sys.stderr, flush=True)
+    missing = [j for j in jobs if (j[1], j[0], j[2], j[3]) not in results]
+    if missing:
+        print(f"# {len(missing)} of {len(jobs)} runs not done yet; rows with all runs only", file=sys.stderr)
+    done_rows = [n for n in a.rows if not any(j[1] == n for j in missing)]
     print(f"\n{a.seeds} seeds per side, seeds {seeds.start}..{seeds.stop - 1}, {a.workers} worker processes, "
-          f"one torch thread each; wall {time.perf_counter() - t0:.0f} s; torch {__import__('torch').__version__}, "
+          f"one torch thread each; wall of this invocation {time.perf_counter() - t0:.0f} s; torch {__import__('torch').__version__}, "
           f"stable-baselines3 {__import__('stable_baselines3').__version__}, {os.cpu_count()} CPUs\n")
     print("| row | env | steps | n_envs / wrappers | side | final train IQM [95% CI] | last eval IQM [95% CI] "
           "| steps/s | final diff ours-SB3 [95% CI] | eval diff ours-SB3 [95% CI] | delta | pass |")
     print("|---|---|---:|---|---|---|---|---:|---|---|---:|---|")
-    for name in a.rows:
+    for name in done_rows:
         row, steps = ROWS[name], a.steps or ROWS[name].steps
-        per = {side: results[(name, side)] for side in ("ours", "sb3")}
+        per = {side: {s: results[(name, side, s, steps)] for s in seeds} for side in ("ours", "sb3")}
         arr = {side: {k: np.array([per[side][s][k] for s in seeds]) for k in ("final", "eval")} for side in per}
         sps = {side: np.mean([steps / per[side][s]["wall"] for s in seeds]) for side in per}
         df, de = diff_ci(arr["ours"]["final"], arr["sb3"]["final"]), diff_ci(arr["ours"]["eval"], arr["sb3"]["eval"])
@@ -263,7 +295,7 @@ def main(argv: list[str] | None = None) -> None:
                   f"| {fmt(iqm_ci(arr[side]['eval']), arr[side]['eval'])} | {sps[side]:,.0f} "
                   f"| {fmt(df) if last else ''} | {fmt(de) if last else ''} | {row.delta:g} "
                   f"| {('yes' if ok else 'NO') if last else ''} |")
-    for name in a.rows:
+    for name in done_rows:
         if ROWS[name].notes:
             print(f"\n{name}: {ROWS[name].notes}")
 
