@@ -15,8 +15,9 @@ from __future__ import annotations
 import sys
 
 import numpy as np
+import pandas as pd
 
-from evalkit import metrics, spec, stats, status
+from evalkit import results, spec, stats, status
 
 REFERENCES = {  # DESIGN.md section 8 / the issue's targets
     ("dqn", "CartPole-v1"): "target >= 475 @100k; CleanRL 489 @500k; rl-zoo3 500 @50k (one model; SB3 at that setting, 5 seeds: final IQM 324, bench_vs_sb3.py)",
@@ -33,37 +34,43 @@ REFERENCES = {  # DESIGN.md section 8 / the issue's targets
 }
 
 
-def cell(x: np.ndarray, reps: int = 10_000) -> tuple[str, str]:
-    x = x[np.isfinite(x)]
+def cell(g: pd.DataFrame, reps: int = 10_000) -> tuple[str, str]:
+    """IQM and mean [95% CI] of the used runs of ``g`` (one row per planned run, from
+    :meth:`evalkit.results.StudyResults.runs`); runs left out are counted with their reasons."""
+    x = g.loc[g["used"], "score"].to_numpy(float)
+    left = g.loc[~g["used"], "reason"].value_counts()
+    note = "" if left.empty else " (" + ", ".join(f"{n} {why}" for why, n in left.items()) + " left out)"
     if len(x) < 2:
-        return ("n/a", "n/a")
+        return (f"n/a: {len(x)} of {len(g)} runs usable{note}",) * 2
     est = stats.interval_estimates({"a": x[:, None]}, ["iqm", "mean"], reps=reps, seed=0)["a"]
     fmt = lambda e: f"{e.point:.1f} [{e.low:.1f}, {e.high:.1f}]"
-    return fmt(est["iqm"]), fmt(est["mean"])
+    return fmt(est["iqm"]) + note, fmt(est["mean"])
 
 
-def main(path: str = "studies/agents_benchmark.toml") -> None:
+def main(path: str = "studies/agents_benchmark.toml", root: str = "results") -> None:
     study = spec.load_study(path)
-    table = status.load_current(study, spec.results_dir(study))
-    train = metrics.run_scores(table, "final:0.1", mode="train")
-    evals = metrics.run_scores(table, "final", mode="eval")
-    budgets = table.drop_duplicates("run_id").set_index("run_id")["budget"]
+    folder = spec.results_dir(study, root)
+    res = results.load(study, folder)
+    train = res.runs(metric="final:0.1", mode="train")  # one row per planned run, never dropped
+    evals = res.runs(metric="final", mode="eval")
+    cat = res.catalog.set_index("run_id")
     from evalkit import store
-    wall = {sr.meta["run_id"]: sr.meta["wall_s"] for sr in store.scan(spec.results_dir(study), repair=False).values()}
-    batch = {r.run_id: r.batch for r in status.current_runs(study, spec.results_dir(study))}
-    print("| algorithm | env | steps | seeds | final train IQM [95% CI] | final train mean | last eval IQM | last eval mean "
-          "| env steps/s per process (seeds per process) | reference |")
+    wall = {sr.meta["run_id"]: sr.meta["wall_s"] for sr in store.scan(folder, repair=False).values()}
+    batch = {r.run_id: r.batch for r in status.current_runs(study, folder)}
+    print("| algorithm | env | steps | runs used / planned | final train IQM [95% CI] | final train mean "
+          "| last eval IQM | last eval mean | env steps/s per process (seeds per process) | reference |")
     print("|---|---|---:|---:|---|---|---|---|---:|---|")
     for (alg, env), g in train.groupby(["algorithm", "env"]):
         env_id = study.env(env).id
         agent = study.algorithm(alg).agent
         per_process = max(batch.get(r, 1) for r in g["run_id"])
         e = evals[(evals["algorithm"] == alg) & (evals["env"] == env)]
-        sps = np.mean([budgets[r] / wall[r] for r in g["run_id"] if wall.get(r)])
-        ti, tm = cell(g["score"].to_numpy(float))
-        ei, em = cell(e["score"].to_numpy(float))
-        print(f"| {alg} | {env_id} | {study.env(env).steps:,} | {len(g)} | {ti} | {tm} | {ei} | {em} | {sps:,.0f} "
-              f"({per_process}) | {REFERENCES.get((agent, env_id), '')} |")
+        timed = [cat.at[r, "budget"] / wall[r] for r in g["run_id"] if wall.get(r)]
+        sps = f"{np.mean(timed):,.0f}" if timed else "n/a"
+        ti, tm = cell(g)
+        ei, em = cell(e)
+        print(f"| {alg} | {env_id} | {study.env(env).steps:,} | {int(g['used'].sum())} / {len(g)} | {ti} | {tm} "
+              f"| {ei} | {em} | {sps} ({per_process}) | {REFERENCES.get((agent, env_id), '')} |")
 
 
 if __name__ == "__main__":
