@@ -211,8 +211,12 @@ def results_table(data, reps: int, seed: int) -> pd.DataFrame:
                        median=float(np.median(x)) if len(x) else np.nan,
                        tolerance="[{0:.4g}, {0:.4g}]".format(x[0]) if len(x) >= 2 else "n/a")
         if len(evals):
-            e = evals[(evals["label"] == label) & (evals["env"] == env)]["score"].to_numpy(float)
-            row["last evaluation"] = _mean_ci_text(e[np.isfinite(e)], reps, seed + k)
+            eg = evals[(evals["label"] == label) & (evals["env"] == env)]
+            e = accounting.used(eg)["score"].to_numpy(float)
+            text = _mean_ci_text(e, reps, seed + k)
+            if len(e) < len(eg):  # runs without a finished evaluation round are counted, not hidden
+                text += f" ({len(e)} of {len(eg)} runs: {accounting.of(eg).reasons_text()})"
+            row["last evaluation"] = text
         rows.append(row)
     return pd.DataFrame(rows)
 

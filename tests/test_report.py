@@ -162,3 +162,21 @@ def test_report_tables_survive_diverged_runs(write_study, tmp_path):
     assert row, "diverged run counted and left out"
     assert "1 diverged runs" in md
     assert np.isfinite(pd.read_parquet(next((tmp_path / "simple" / "runs").rglob("*.parquet")))["return"]).any()
+
+
+def test_last_evaluation_cell_counts_runs_that_never_evaluated(write_study, tmp_path):
+    text = SIMPLE.replace('agent = "tests.fake_agents:train"\nconfig = { mean = 2.0, noise = 0.5 }',
+                          'agent = "tests.fake_agents:train_evaluated"\nconfig = { mean = 2.0, noise = 0.5, '
+                          'fail_seed = SEED }')
+    assert text != SIMPLE
+    path = write_study(text.replace("SEED", "-1"))
+    seed = [r.seed for r in spec.expand(spec.load_study(path)) if r.algorithm == "b" and r.env == "CartPole-v1"][0]
+    path = write_study(text.replace("SEED", str(seed)))  # that run trains but ends before its evaluation
+    run(path, tmp_path)
+    assert cli.main(["report", str(path), "--root", str(tmp_path), "--reps", "200"]) == 0
+    md = (tmp_path / "simple" / "report.md").read_text()
+    row = [ln for ln in md.splitlines() if ln.startswith("| b | CartPole-v1 | 5 | 5 |")][0]
+    # before: the mean of the 4 evaluated runs, with nothing saying a run was missing
+    assert "(4 of 5 runs: 1 no-episode)" in row
+    other = [ln for ln in md.splitlines() if ln.startswith("| b | Acrobot-v1 | 5 | 5 |")]
+    assert other and " of 5 runs" not in other[0]
