@@ -123,7 +123,7 @@ def run_metadata(run: Run, outcome: worker.Outcome) -> dict:
         "seed_index": run.seed_index, "seed": run.seed, "eval_seed": run.eval_seed, "setting": run.setting,
         "setting_values": dict(run.setting_values), "config": dict(run.config), "steps": run.steps,
         "command": run.command, "wall_s": round(outcome.wall_s, 3),
-        "node_id": outcome.node_id, "hostname": outcome.hostname,
+        "node_id": outcome.node_id, "hostname": outcome.hostname, "cpu": outcome.cpu,
         "status": "diverged" if worker.diverged(outcome.rows) else "complete",
         "agent_hash": outcome.agent_hash or current_agent_hash(run), "git_commit": store.git_commit(),
         "versions": store.versions(),

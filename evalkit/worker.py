@@ -6,8 +6,10 @@ multi-node Ray cluster needs no shared filesystem.
 
 from __future__ import annotations
 
+import functools
 import importlib
 import math
+import platform
 import resource
 import socket
 import sys
@@ -33,6 +35,7 @@ class Outcome:
     agent_hash: str = ""
     node_id: str = ""  # the Ray node that executed it ("" in-process, outside Ray)
     hostname: str = ""  # the machine that executed it
+    cpu: str = ""  # its CPU model and torch's kernel level (see :func:`cpu`)
 
 
 def where() -> tuple[str, str]:
@@ -45,6 +48,33 @@ def where() -> tuple[str, str]:
     except Exception:  # a Ray without a runtime context here: no node id to record
         node_id = ""
     return node_id, socket.gethostname()
+
+
+@functools.lru_cache(maxsize=1)
+def _cpu_model() -> str:
+    try:
+        with open("/proc/cpuinfo") as fh:
+            for line in fh:
+                if line.startswith("model name"):
+                    return " ".join(line.split(":", 1)[1].split())
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
+def cpu() -> str:
+    """This machine's CPU model and the SIMD level torch's kernels dispatch to, e.g. ``"Intel(R)
+    Xeon(R) ... ; torch AVX512"``. Stored returns are bitwise reproducible on the same kind of CPU;
+    torch picks different kernels (and so rounds differently) on another SIMD level, so run files
+    record it (the level only when torch is loaded in this process, as it is after any agent ran)."""
+    torch = sys.modules.get("torch")
+    level = ""
+    try:
+        if torch is not None:
+            level = f"; torch {torch.backends.cpu.get_cpu_capability()}"
+    except Exception:  # an older torch without the query: the model alone
+        level = ""
+    return _cpu_model() + level
 
 
 def register_env(run: Run) -> None:
@@ -114,8 +144,9 @@ def execute_unit(unit: tuple[Run, ...], in_process: bool = False, started: str |
     that executed it, so a cluster's run files say where every run ran."""
     outcomes = _execute_unit(unit, in_process, started)
     node_id, hostname = where()
+    kind = cpu()
     for o in outcomes:
-        o.node_id, o.hostname = node_id, hostname
+        o.node_id, o.hostname, o.cpu = node_id, hostname, kind
     return outcomes
 
 

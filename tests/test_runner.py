@@ -69,6 +69,10 @@ def test_serial_run_stores_every_run_with_metadata(write_study, tmp_path):
     meta = next(iter(stored.values())).meta
     for key in ("config", "seed", "wall_s", "versions", "agent_hash", "git_commit", "schema_version", "steps"):
         assert key in meta
+    # the CPU kind: torch's kernels (and so the last bits of the returns) depend on its SIMD level
+    import torch
+    assert meta["cpu"] == f"{worker._cpu_model()}; torch {torch.backends.cpu.get_cpu_capability()}"
+    assert meta["cpu"].split(";")[0].strip()
     table = store.load(tmp_path / "det")
     assert set(table["mode"]) == {"train", "eval"}
     assert (table[table["mode"] == "eval"].groupby("run_id")["step"].nunique() == 3).all()
