@@ -11,7 +11,8 @@ env seeds ``EVAL_SEED + 10 s + i`` (the same episodes for both). Per side and ro
 * env steps/s per process (one torch thread, ``--workers`` processes in parallel);
 * the difference of IQMs (ours - SB3) with its 95% bootstrap CI (seeds of each side resampled
   independently), against ``-delta`` (5% of the env's return range, stated per row): a row passes
-  when the CI's lower end is above ``-delta``.
+  when the CI's lower end is above ``-delta`` for both scores; otherwise the table says whether ours
+  is worse or the CI is too wide to tell, and how many seeds would settle it (:func:`verdict`).
 
 SB3 and rl-zoo3 are a ``bench`` extra, never a runtime dependency. Runs are CPU-bound; the issue's
 full size is 20 seeds per side (``--seeds 20``, hours on 2 cores). Usage:
@@ -230,6 +231,24 @@ def load_results(path: str) -> dict:
     return out
 
 
+def verdict(d: tuple[float, float, float], delta: float, n: int) -> str:
+    """Non-inferiority of ours against SB3 from the difference's CI ``(point, low, high)``:
+    ``yes`` when ``low > -delta``; ``no: worse`` when even ``high < -delta``; otherwise
+    inconclusive, with the seeds per side that would make the CI narrow enough if the point
+    estimate held (the half-width shrinks as 1/sqrt(n))."""
+    point, low, high = d
+    if not np.isfinite(point):
+        return "NO (runs without a score)"
+    if low > -delta:
+        return "yes"
+    if high < -delta:
+        return "no: worse by more than delta"
+    if point + delta <= 0:
+        return "no: point estimate below -delta"
+    need = int(np.ceil(n * ((point - low) / (point + delta)) ** 2))
+    return f"inconclusive (~{need} seeds per side)"
+
+
 def fmt(t: tuple[float, float, float], x: np.ndarray | None = None) -> str:
     if not np.isfinite(t[0]):
         missing = "" if x is None else f": {int(np.sum(~np.isfinite(x)))} of {x.size} runs without a score"
@@ -287,14 +306,15 @@ def main(argv: list[str] | None = None) -> None:
         arr = {side: {k: np.array([per[side][s][k] for s in seeds]) for k in ("final", "eval")} for side in per}
         sps = {side: np.mean([steps / per[side][s]["wall"] for s in seeds]) for side in per}
         df, de = diff_ci(arr["ours"]["final"], arr["sb3"]["final"]), diff_ci(arr["ours"]["eval"], arr["sb3"]["eval"])
-        ok = bool(df[1] > -row.delta and de[1] > -row.delta)  # NaN (a run without a score) fails
+        vf, ve = verdict(df, row.delta, len(seeds)), verdict(de, row.delta, len(seeds))
+        ok = "yes" if vf == ve == "yes" else f"final: {vf}; eval: {ve}"
         for side in ("ours", "sb3"):
             last = side == "sb3"
             print(f"| {name} | {row.env_id} | {steps:,} | {row.n_envs} / {row.wrappers} | {side} "
                   f"| {fmt(iqm_ci(arr[side]['final']), arr[side]['final'])} "
                   f"| {fmt(iqm_ci(arr[side]['eval']), arr[side]['eval'])} | {sps[side]:,.0f} "
                   f"| {fmt(df) if last else ''} | {fmt(de) if last else ''} | {row.delta:g} "
-                  f"| {('yes' if ok else 'NO') if last else ''} |")
+                  f"| {ok if last else ''} |")
     for name in done_rows:
         if ROWS[name].notes:
             print(f"\n{name}: {ROWS[name].notes}")
