@@ -233,9 +233,10 @@ def load_results(path: str) -> dict:
 
 def verdict(d: tuple[float, float, float], delta: float, n: int) -> str:
     """Non-inferiority of ours against SB3 from the difference's CI ``(point, low, high)``:
-    ``yes`` when ``low > -delta``; ``no: worse`` when even ``high < -delta``; otherwise
-    inconclusive, with the seeds per side that would make the CI narrow enough if the point
-    estimate held (the half-width shrinks as 1/sqrt(n))."""
+    ``yes`` when ``low > -delta``; ``no: worse`` when even ``high < -delta``; ``not shown`` when
+    the point estimate itself is below ``-delta`` (saying whether the CI still includes 0: no
+    difference shown either); otherwise inconclusive, with the seeds per side that would make the
+    CI narrow enough if the point estimate held (the half-width shrinks as 1/sqrt(n))."""
     point, low, high = d
     if not np.isfinite(point):
         return "NO (runs without a score)"
@@ -244,7 +245,7 @@ def verdict(d: tuple[float, float, float], delta: float, n: int) -> str:
     if high < -delta:
         return "no: worse by more than delta"
     if point + delta <= 0:
-        return "no: point estimate below -delta"
+        return "not shown: point estimate below -delta" + ("; CI includes 0" if low < 0 < high else "")
     need = int(np.ceil(n * ((point - low) / (point + delta)) ** 2))
     return f"inconclusive (~{need} seeds per side)"
 

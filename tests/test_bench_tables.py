@@ -82,7 +82,8 @@ def test_sb3_verdict_tells_worse_from_too_few_seeds():
     v = _load("bench_vs_sb3").verdict
     assert v((3.0, -4.0, 9.0), 5.0, 20) == "yes"
     assert v((-30.0, -40.0, -20.0), 5.0, 20) == "no: worse by more than delta"
-    assert v((-6.0, -20.0, 8.0), 5.0, 20) == "no: point estimate below -delta"
+    assert v((-6.0, -20.0, 8.0), 5.0, 20) == "not shown: point estimate below -delta; CI includes 0"
+    assert v((-6.0, -20.0, -1.0), 5.0, 20) == "not shown: point estimate below -delta"
     # point 0, lower end -20 at 20 seeds: a half-width of 20 must shrink below 5, 16x the seeds
     assert v((0.0, -20.0, 20.0), 5.0, 20) == "inconclusive (~320 seeds per side)"
     assert v((float("nan"),) * 3, 5.0, 20).startswith("NO")
