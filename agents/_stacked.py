@@ -40,7 +40,12 @@ class Stacked:
         """Views ``(B, *shape)`` into ``flat``; after :meth:`make_trainable`, leaf tensors that share
         ``flat``'s memory and whose gradients accumulate in place into ``flat.grad``."""
         leaves = getattr(self, "_leaves", None)
-        return leaves if leaves is not None else self._views(self.flat)
+        if leaves is not None:
+            return leaves
+        views = self.__dict__.get("_flat_views")
+        if views is None or views[0] is not self.flat:  # ``flat`` is only ever updated in place
+            views = self._flat_views = (self.flat, self._views(self.flat))
+        return views[1]
 
     def make_trainable(self) -> None:
         """Give ``flat`` a gradient buffer and expose per-tensor leaves backed by it: the optimizer

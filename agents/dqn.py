@@ -325,6 +325,8 @@ class FlatAdam:
     """
 
     def __init__(self, flat: torch.Tensor, lr: float) -> None:
+        if flat.grad is None:  # else the kernel check below fails and every step takes the slow path
+            raise ValueError("FlatAdam: give the parameter buffer its .grad before the optimizer")
         self.param_groups = [{"lr": lr}]
         self.flat = flat
         self.exp_avg = torch.zeros_like(flat)

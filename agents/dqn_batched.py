@@ -208,6 +208,7 @@ def _adam(params: Params, lr: float) -> FlatAdam:
     """Adam with the unbatched agent's settings on the stacked parameters: :class:`agents.dqn.FlatAdam`
     (``torch.optim.Adam``'s fused kernel called directly on ``flat``: the same elementwise update in
     one pass over memory, without the optimizer's per-step Python overhead)."""
+    params.grads()  # the kernel steps flat with flat.grad: create it (zero) first
     return FlatAdam(params.flat, lr)
 
 
